@@ -1,0 +1,97 @@
+"""The silent-auth check URL: the device's hops through the operator, ending in its code."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from . import constants
+from .domain import errors, policy, transition
+from .domain.events import DeviceResult
+from .domain.models import Channel, Status, StepStatus, Verification
+from .services import Services
+from .timefmt import utcnow
+from .web import SERVICES
+
+__all__ = ["setup_routes"]
+
+
+async def _pending_silent_step(services: Services, request_id: str) -> Verification:
+    loaded = await services.store.load(request_id)
+    if loaded is None or loaded[0].status is not Status.PENDING:
+        raise errors.NotFound(request_id)
+    v = loaded[0]
+    step = v.step
+    if (
+        step is None
+        or step.channel is not Channel.SILENT_AUTH
+        or step.status is not StepStatus.PENDING
+    ):
+        raise errors.SessionUsed()
+    return v
+
+
+async def redirect(request: web.Request) -> web.Response:
+    """First hop: the device arrives from the check URL; send it on to its operator."""
+    services = request.app[SERVICES]
+    request_id = request.match_info["request_id"].lower()
+    v = await _pending_silent_step(services, request_id[:64])
+    step = v.step
+    assert step is not None and step.initiated_at is not None
+    if utcnow() - step.initiated_at > timedelta(seconds=policy.SA_SESSION_TTL):
+        raise errors.NotFound(request_id)
+    # single use: the first device to open the URL owns the session
+    used_key = f"{constants.SA_SESSION_PREFIX}{request_id}:{v.current}"
+    if not await services.redis.set(used_key, b"1", nx=True, ex=policy.SA_SESSION_TTL):
+        raise errors.SessionUsed()
+    public = services.settings.public_url.rstrip("/")
+    assert v.sa_session is not None
+    target = services.operator.authorize_url(
+        msisdn=step.to,
+        state=v.sa_session,
+        redirect_uri=f"{public}/v2/verify/{request_id}/silent-auth/callback",
+    )
+    raise web.HTTPFound(target)
+
+
+async def callback(request: web.Request) -> web.Response:
+    """Last hop: the operator sends the device back with a one-time code; settle the step."""
+    services = request.app[SERVICES]
+    request_id = request.match_info["request_id"].lower()[:64]
+    v = await _pending_silent_step(services, request_id)
+    step = v.step
+    assert step is not None
+    state = request.query.get("state", "")
+    if v.sa_session is None or not hmac.compare_digest(state.encode(), v.sa_session.encode()):
+        raise errors.SessionUsed()
+    result = await services.operator.exchange(request.query.get("code", ""), step.to)
+    now = utcnow()
+    index = v.current
+    redirect_url = step.options.get("redirect_url")
+    event = DeviceResult(index, result.outcome, result.reason)
+    try:
+        t = await services.store.apply(
+            request_id,
+            None,
+            lambda cur: transition.transition(cur, event, now, services.tools),
+            now,
+        )
+    except errors.SilentAuthFailed as exc:
+        if redirect_url:
+            raise web.HTTPFound(
+                f"{redirect_url}#{urlencode({'error_description': exc.reason})}"
+            ) from None
+        raise
+    assert t.issued_code is not None
+    if redirect_url:
+        fragment = urlencode({"request_id": request_id, "code": t.issued_code})
+        raise web.HTTPFound(f"{redirect_url}#{fragment}")
+    return web.json_response({"request_id": request_id, "code": t.issued_code})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v2/verify/{request_id}/silent-auth/redirect", redirect)
+    app.router.add_get("/v2/verify/{request_id}/silent-auth/callback", callback)

@@ -1,0 +1,130 @@
+"""Vonage Verify v2 routes: start, check, next_workflow, cancel."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from .auth import Principal, authenticate
+from .dialects import vonage
+from .dialects.vonage_schema import CheckRequest
+from .domain import errors, transition
+from .domain.events import Cancel, CodeSubmitted, NextWorkflow
+from .domain.models import Channel
+from .services import Services
+from .timefmt import utcnow
+from .web import SERVICES, read_json
+
+__all__ = ["setup_routes"]
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+async def _principal(request: web.Request) -> tuple[Services, Principal]:
+    services = request.app[SERVICES]
+    header = request.headers.get("Authorization")
+    principal = await authenticate(services.redis, header, services.settings.jwt_leeway_seconds)
+    return services, principal
+
+
+def _request_id(request: web.Request) -> str:
+    request_id = request.match_info["request_id"]
+    if not _UUID.match(request_id):
+        raise errors.NotFound(request_id[:64])
+    return request_id.lower()
+
+
+async def start(request: web.Request) -> web.Response:
+    services, principal = await _principal(request)
+    settings = services.settings
+    req = vonage.parse_start(await read_json(request))
+    now = utcnow()
+    v = vonage.build_verification(
+        req,
+        tenant=principal.app.id,
+        now=now,
+        sandbox=settings.sandbox,
+        notify=principal.method == "jwt" and bool(principal.app.status_url),
+    )
+    unavailable = [
+        (f"workflow[{i}].channel", f"channel {s.channel.value} has no provider configured")
+        for i, s in enumerate(v.steps)
+        if not _channel_available(settings.channel_providers, s.channel, settings.sandbox)
+    ]
+    if unavailable:
+        raise errors.InvalidParameters(unavailable)
+    first = v.steps[0]
+    silent = first.channel is Channel.SILENT_AUTH
+    if silent and first.options.get("coverage_check", True):
+        if not await services.operator.covers(first.to):
+            raise errors.NotCovered()
+    t = transition.begin(v, now, services.tools)
+    await services.store.create(t, now)
+    body: dict[str, str] = {"request_id": v.request_id}
+    if silent:
+        body["check_url"] = vonage.check_url(settings.public_url, v.request_id)
+    return web.json_response(body, status=202)
+
+
+def _channel_available(providers: dict[str, str], channel: Channel, sandbox: bool) -> bool:
+    provider = providers.get(channel.value)
+    if provider is None:
+        return False
+    return sandbox or provider != "sandbox"
+
+
+async def check(request: web.Request) -> web.Response:
+    services, principal = await _principal(request)
+    request_id = _request_id(request)
+    payload = await read_json(request)
+    if not isinstance(payload, dict):
+        raise errors.InvalidParameters([("code", "code is required")])
+    try:
+        body = CheckRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise errors.InvalidParameters(vonage.validation_problems(exc)) from None
+    now = utcnow()
+    code_hash = services.tools.hash_code(request_id, body.code)
+    await services.store.apply(
+        request_id,
+        principal.app.id,
+        lambda v: transition.transition(v, CodeSubmitted(code_hash), now, services.tools),
+        now,
+    )
+    return web.json_response({"request_id": request_id, "status": "completed"})
+
+
+async def next_workflow(request: web.Request) -> web.Response:
+    services, principal = await _principal(request)
+    request_id = _request_id(request)
+    now = utcnow()
+    await services.store.apply(
+        request_id,
+        principal.app.id,
+        lambda v: transition.transition(v, NextWorkflow(), now, services.tools),
+        now,
+    )
+    return web.Response(status=200)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    services, principal = await _principal(request)
+    request_id = _request_id(request)
+    now = utcnow()
+    await services.store.apply(
+        request_id,
+        principal.app.id,
+        lambda v: transition.transition(v, Cancel(), now, services.tools),
+        now,
+    )
+    return web.Response(status=204)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/v2/verify", start)
+    app.router.add_post("/v2/verify/", start)
+    app.router.add_post("/v2/verify/{request_id}", check)
+    app.router.add_delete("/v2/verify/{request_id}", cancel)
+    app.router.add_post("/v2/verify/{request_id}/next_workflow", next_workflow)

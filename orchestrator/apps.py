@@ -1,0 +1,151 @@
+"""Applications: the tenants' API clients, with their keys, secrets and status URL, in Redis."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import asdict, dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from redis.asyncio import Redis
+
+from . import constants
+
+__all__ = [
+    "Application",
+    "NewApplication",
+    "create_app",
+    "get_app",
+    "get_app_by_api_key",
+    "hash_secret",
+    "list_apps",
+    "update_app",
+]
+
+
+@dataclass
+class Application:
+    id: str
+    name: str
+    public_key_pem: str
+    api_key: str
+    api_secret_hash: str
+    signature_secret: str
+    webhook_secret: str
+    status_url: str = ""
+    status_url_disabled: bool = False
+    created_at: str = ""
+
+    def check_api_secret(self, secret: str) -> bool:
+        return hmac.compare_digest(self.api_secret_hash, hash_secret(secret))
+
+    def public(self) -> dict[str, object]:
+        """What `apps list` shows: no secrets."""
+        return {
+            "application_id": self.id,
+            "name": self.name,
+            "api_key": self.api_key,
+            "status_url": self.status_url or None,
+            "status_url_disabled": self.status_url_disabled,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass
+class NewApplication:
+    app: Application
+    api_secret: str
+    private_key_pem: str
+
+
+def hash_secret(secret: str) -> str:
+    # API secrets are long random strings, so one fast hash is enough to keep them unreadable at rest
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_app(redis: Redis, name: str, status_url: str, created_at: str) -> NewApplication:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    api_secret = secrets.token_urlsafe(18)
+    app = Application(
+        id=str(uuid.uuid4()),
+        name=name,
+        public_key_pem=public_pem,
+        api_key=secrets.token_hex(4),
+        api_secret_hash=hash_secret(api_secret),
+        signature_secret=secrets.token_urlsafe(32),
+        webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        status_url=status_url,
+        created_at=created_at,
+    )
+    await _save(redis, app)
+    await redis.set(constants.APIKEY_PREFIX + app.api_key, app.id)
+    await redis.sadd(constants.APPS_SET, app.id)  # type: ignore[misc]
+    return NewApplication(app, api_secret, private_pem)
+
+
+async def _save(redis: Redis, app: Application) -> None:
+    fields = {
+        k: ("1" if v is True else "" if v is False else str(v)) for k, v in asdict(app).items()
+    }
+    await redis.hset(constants.APP_PREFIX + app.id, mapping=fields)  # type: ignore[misc]
+
+
+async def get_app(redis: Redis, app_id: str) -> Application | None:
+    raw = await redis.hgetall(constants.APP_PREFIX + app_id)  # type: ignore[misc]
+    if not raw:
+        return None
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    data["status_url_disabled"] = data.get("status_url_disabled") == "1"  # type: ignore[assignment]
+    return Application(**data)  # type: ignore[arg-type]
+
+
+async def get_app_by_api_key(redis: Redis, api_key: str) -> Application | None:
+    app_id = await redis.get(constants.APIKEY_PREFIX + api_key)
+    return None if app_id is None else await get_app(redis, app_id.decode())
+
+
+async def list_apps(redis: Redis) -> list[Application]:
+    ids = sorted(m.decode() for m in await redis.smembers(constants.APPS_SET))  # type: ignore[misc]
+    found = [await get_app(redis, i) for i in ids]
+    return [a for a in found if a is not None]
+
+
+async def update_app(
+    redis: Redis,
+    app_id: str,
+    *,
+    name: str | None = None,
+    status_url: str | None = None,
+    enable_status_url: bool = False,
+) -> Application | None:
+    app = await get_app(redis, app_id)
+    if app is None:
+        return None
+    if name is not None:
+        app.name = name
+    if status_url is not None:
+        app.status_url = status_url
+        app.status_url_disabled = False
+    if enable_status_url:
+        app.status_url_disabled = False
+    await _save(redis, app)
+    return app
+
+
+async def disable_status_url(redis: Redis, app_id: str) -> None:
+    """The receiver answered 410 Gone: stop sending until the URL is changed or re-enabled."""
+    await redis.hset(constants.APP_PREFIX + app_id, "status_url_disabled", "1")  # type: ignore[misc]

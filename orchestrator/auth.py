@@ -1,0 +1,111 @@
+"""Who is calling: RS256 JWTs signed with an application's key, or Basic api_key:api_secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+from redis.asyncio import Redis
+
+from . import constants
+from .apps import Application, get_app, get_app_by_api_key
+
+__all__ = ["AuthError", "Principal", "authenticate"]
+
+MAX_JWT_LIFETIME = 24 * 3600
+DEFAULT_JWT_LIFETIME = 15 * 60
+
+
+class AuthError(Exception):
+    """Credentials missing or refused; `detail` is safe to show the caller."""
+
+    def __init__(
+        self, detail: str = "You did not provide correct credentials", expired: bool = False
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class Principal:
+    app: Application
+    method: Literal["jwt", "basic"]
+
+
+async def authenticate(redis: Redis, header: str | None, leeway: int) -> Principal:
+    if not header:
+        raise AuthError()
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    value = value.strip()
+    if scheme == "bearer" and value:
+        return Principal(await _jwt(redis, value, leeway), "jwt")
+    if scheme == "basic" and value:
+        return Principal(await _basic(redis, value), "basic")
+    raise AuthError()
+
+
+async def _basic(redis: Redis, value: str) -> Application:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthError() from None
+    api_key, sep, api_secret = decoded.partition(":")
+    if not sep or not api_key or len(api_key) > 64:
+        raise AuthError()
+    app = await get_app_by_api_key(redis, api_key)
+    if app is None or not app.check_api_secret(api_secret):
+        raise AuthError()
+    return app
+
+
+async def _jwt(redis: Redis, token: str, leeway: int) -> Application:
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise AuthError() from None
+    # the algorithm is pinned: never let the token choose (no "none", no HS256 with a public key)
+    if header.get("alg") != "RS256":
+        raise AuthError()
+    app_id = claims.get("application_id")
+    if not isinstance(app_id, str) or not app_id or len(app_id) > 64:
+        raise AuthError()
+    app = await get_app(redis, app_id)
+    if app is None:
+        raise AuthError()
+    try:
+        claims = jwt.decode(
+            token,
+            app.public_key_pem,
+            algorithms=["RS256"],
+            leeway=leeway,
+            options={"require": ["iat", "jti"], "verify_aud": False},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("The JWT provided has expired.", expired=True) from None
+    except jwt.PyJWTError:
+        raise AuthError() from None
+    now = time.time()
+    iat = claims["iat"]
+    if not isinstance(iat, int | float) or iat > now + leeway:
+        raise AuthError()
+    exp = claims.get("exp", iat + DEFAULT_JWT_LIFETIME)
+    if not isinstance(exp, int | float) or exp - iat > MAX_JWT_LIFETIME:
+        raise AuthError()
+    if exp + leeway < now:
+        raise AuthError("The JWT provided has expired.", expired=True)
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not jti or len(jti) > 128:
+        raise AuthError()
+    # each jti is accepted once, for as long as the token could still be valid
+    ttl = max(int(exp + leeway - now) + 1, 1)
+    fresh = await redis.set(f"{constants.JTI_PREFIX}{app.id}:{jti}", b"1", ex=ttl, nx=True)
+    if not fresh:
+        raise AuthError()
+    return app

@@ -1,0 +1,238 @@
+"""`verify-orchestrator`: serve, worker, dev, apps and sandbox commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from . import apps, outbox
+from .netguard import UnsafeURL, check_status_url
+from .settings import Settings
+from .timefmt import iso_ms, utcnow
+
+__all__ = ["main"]
+
+DEV_DIR = Path(".verify-dev")
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = Settings(**overrides)
+    # the CLI talks to the `dev` instance when no Redis was configured and one is running here
+    url_file = DEV_DIR / "redis.url"
+    if "redis_url" not in settings.model_fields_set and url_file.exists():
+        settings = settings.model_copy(update={"redis_url": url_file.read_text().strip()})
+    return settings
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
+    )
+    logging.getLogger("arq").setLevel(logging.WARNING)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .web import create_app
+
+    settings = _settings()
+    _logging(settings)
+    ssl_context = None
+    if args.certfile:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.certfile, args.keyfile)
+    web.run_app(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        ssl_context=ssl_context,
+        access_log=None,
+        print=None,
+        shutdown_timeout=10,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.settings import create_worker
+
+    settings = _settings()
+    _logging(settings)
+    create_worker(settings).run()
+    return 0
+
+
+def _run(coro_fn: Callable[[Redis], Awaitable[int]], settings: Settings) -> int:
+    async def go() -> int:
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            return await coro_fn(redis)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+async def _check_url(url: str, settings: Settings) -> str | None:
+    if not url:
+        return None
+    try:
+        await check_status_url(url, settings.webhook_allow_private)
+    except UnsafeURL as exc:
+        return str(exc)
+    return None
+
+
+def cmd_apps_create(args: argparse.Namespace) -> int:
+    settings = _settings()
+
+    async def go(redis: Redis) -> int:
+        problem = await _check_url(args.status_url or "", settings)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        created = await apps.create_app(redis, args.name, args.status_url or "", iso_ms(utcnow()))
+        key_path = Path(args.private_key_out or f"{created.app.id}.key").resolve()  # noqa: ASYNC240
+        _write_private(key_path, created.private_key_pem)
+        print(json.dumps(_app_json(created, key_path), indent=2))
+        return 0
+
+    return _run(go, settings)
+
+
+def _write_private(path: Path, pem: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(pem)
+    path.chmod(0o600)
+
+
+def _app_json(created: apps.NewApplication, key_path: Path) -> dict[str, Any]:
+    app = created.app
+    return {
+        "application_id": app.id,
+        "name": app.name,
+        "api_key": app.api_key,
+        "api_secret": created.api_secret,
+        "signature_secret": app.signature_secret,
+        "webhook_secret": app.webhook_secret,
+        "status_url": app.status_url or None,
+        "private_key_path": str(key_path),
+    }
+
+
+def cmd_apps_list(args: argparse.Namespace) -> int:
+    async def go(redis: Redis) -> int:
+        print(json.dumps([a.public() for a in await apps.list_apps(redis)], indent=2))
+        return 0
+
+    return _run(go, _settings())
+
+
+def cmd_apps_update(args: argparse.Namespace) -> int:
+    settings = _settings()
+
+    async def go(redis: Redis) -> int:
+        if args.status_url:
+            problem = await _check_url(args.status_url, settings)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 2
+        updated = await apps.update_app(
+            redis,
+            args.application_id,
+            name=args.name,
+            status_url=args.status_url,
+            enable_status_url=args.enable,
+        )
+        if updated is None:
+            print(f"error: no application {args.application_id}", file=sys.stderr)
+            return 1
+        print(json.dumps(updated.public(), indent=2))
+        return 0
+
+    return _run(go, settings)
+
+
+def cmd_sandbox_messages(args: argparse.Namespace) -> int:
+    async def go(redis: Redis) -> int:
+        found = await outbox.list_messages(redis, args.application_id, args.to)
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+        return 0
+
+    return _run(go, _settings())
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from .devserver import run_dev
+
+    return run_dev(port=args.port, data_dir=Path(args.data_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="verify-orchestrator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the HTTP ingress")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--keyfile", help="the certificate's private key (PEM)")
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("worker", help="run the arq worker")
+    p.set_defaults(fn=cmd_worker)
+
+    p = sub.add_parser("dev", help="embedded Redis + web + worker + sandbox, for trying it out")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--data-dir", default=str(DEV_DIR))
+    p.set_defaults(fn=cmd_dev)
+
+    apps_p = sub.add_parser("apps", help="manage applications").add_subparsers(
+        dest="apps_command", required=True
+    )
+    p = apps_p.add_parser("create", help="create an application and its keys")
+    p.add_argument("--name", required=True)
+    p.add_argument("--status-url", default="")
+    p.add_argument("--private-key-out", help="where to write the PKCS#8 private key (0600)")
+    p.set_defaults(fn=cmd_apps_create)
+    p = apps_p.add_parser("list", help="list applications (no secrets)")
+    p.set_defaults(fn=cmd_apps_list)
+    p = apps_p.add_parser("update", help="change an application's name or status URL")
+    p.add_argument("application_id")
+    p.add_argument("--name")
+    p.add_argument("--status-url")
+    p.add_argument("--enable", action="store_true", help="re-enable a status URL disabled by a 410")
+    p.set_defaults(fn=cmd_apps_update)
+
+    sb = sub.add_parser("sandbox", help="inspect the sandbox").add_subparsers(
+        dest="sandbox_command", required=True
+    )
+    p = sb.add_parser("messages", help="messages the sandbox providers delivered")
+    p.add_argument("--application-id", required=True)
+    p.add_argument("--to", required=True)
+    p.set_defaults(fn=cmd_sandbox_messages)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    fn: Callable[[argparse.Namespace], int] = args.fn
+    return fn(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Every Redis key prefix and channel name the service uses, in one place."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACTIVE_PREFIX",
+    "APIKEY_PREFIX",
+    "APPS_SET",
+    "APP_PREFIX",
+    "JTI_PREFIX",
+    "OUTBOX_PREFIX",
+    "OUTBOX_SEEN_PREFIX",
+    "SANDBOX_OP_CODE_PREFIX",
+    "SA_SESSION_PREFIX",
+    "SERVER_KEY",
+    "VERIFICATION_PREFIX",
+    "WAKE_CHANNEL",
+    "WEBHOOK_FAILED_SET",
+    "WEBHOOK_PREFIX",
+]
+
+PREFIX = "vo:"
+# hash: application record (keys, secrets, status URL)
+APP_PREFIX = PREFIX + "app:"
+# set of all application ids
+APPS_SET = PREFIX + "apps"
+# string: api_key -> application id
+APIKEY_PREFIX = PREFIX + "apikey:"
+# hash {v: version, s: state json}: one verification
+VERIFICATION_PREFIX = PREFIX + "ver:"
+# string: "<app>:<to>" -> request id of the verification still pending for that destination
+ACTIVE_PREFIX = PREFIX + "active:"
+# string with TTL: a JWT id already accepted (replay cache)
+JTI_PREFIX = PREFIX + "jti:"
+# string: silent-auth session token -> request id (single use, TTL)
+SA_SESSION_PREFIX = PREFIX + "sa:"
+# string: sandbox operator authorization code -> device result (single use)
+SANDBOX_OP_CODE_PREFIX = PREFIX + "sbop:"
+# list: sandbox outbox of one tenant and destination, newest first
+OUTBOX_PREFIX = PREFIX + "outbox:"
+# string: message ids the sandbox already delivered (idempotent sends)
+OUTBOX_SEEN_PREFIX = PREFIX + "outbox-seen:"
+# hash: one webhook message (url, body, attempts)
+WEBHOOK_PREFIX = PREFIX + "wh:"
+# sorted set: webhook messages whose attempts were exhausted, by time
+WEBHOOK_FAILED_SET = PREFIX + "wh-failed"
+# string: the generated key behind code hashes when VERIFY_SECRET_KEY is not set
+SERVER_KEY = PREFIX + "server-key"
+# pub/sub channel: "a job is due now", so workers need not wait for their poll
+WAKE_CHANNEL = PREFIX + "wake"

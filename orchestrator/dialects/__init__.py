@@ -1,0 +1,1 @@
+"""Wire dialects: thin translations between HTTP shapes and the domain."""

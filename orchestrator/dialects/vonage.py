@@ -1,0 +1,268 @@
+"""Vonage Verify v2 dialect: JSON requests to domain commands, domain outcomes to wire shapes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import messages
+from ..domain import errors, policy
+from ..domain.effects import Emit
+from ..domain.models import Channel, Step, Verification
+from ..phone import parse_msisdn, region_of
+from ..timefmt import iso_ms
+from .vonage_schema import VerifyRequest
+
+__all__ = [
+    "ERROR_BASE",
+    "build_verification",
+    "check_url",
+    "parse_start",
+    "problem_for",
+    "validation_problems",
+    "webhook_body",
+]
+
+ERROR_BASE = "https://developer.vonage.com/en/api-errors/verify-v2#"
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+def parse_start(payload: Any) -> VerifyRequest:
+    """Validate a start body; raise InvalidParameters naming every bad field."""
+    if not isinstance(payload, dict):
+        raise errors.InvalidParameters([("body", "The request body must be a JSON object")])
+    try:
+        return VerifyRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise errors.InvalidParameters(validation_problems(exc)) from None
+
+
+def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """pydantic errors as Vonage's `invalid_parameters` name/reason pairs."""
+    problems: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        name = _param_name(err["loc"])
+        reason = err["msg"]
+        if err["type"] == "missing":
+            reason = f"{name} is required"
+        elif name == "brand" and err["type"] == "string_pattern_mismatch":
+            reason = "Brand must not contain any of / { } : $"
+        elif err["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+            reason = "channel must be one of silent_auth, sms, whatsapp, voice, email"
+        problems.append((name, reason))
+    return problems
+
+
+def _param_name(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    after_index = False
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+            after_index = True
+            continue
+        if after_index and part in {c.value for c in Channel}:
+            after_index = False  # the discriminator tag pydantic puts in the path
+            continue
+        after_index = False
+        parts.append(("." if parts else "") + ("from" if part == "from_" else str(part)))
+    return "".join(parts) or "body"
+
+
+def build_verification(
+    req: VerifyRequest, *, tenant: str, now: datetime, sandbox: bool, notify: bool
+) -> Verification:
+    """Turn a validated request into a fresh domain verification (not yet started)."""
+    problems: list[tuple[str, str]] = []
+    steps: list[Step] = []
+    for i, entry in enumerate(req.workflow):
+        channel = Channel(entry.channel)
+        if channel is Channel.SILENT_AUTH and i != 0:
+            problems.append(
+                (f"workflow[{i}].channel", "silent_auth must be the first workflow step")
+            )
+        to = entry.to
+        if channel is Channel.EMAIL:
+            if not _EMAIL.match(to):
+                problems.append((f"workflow[{i}].to", "Invalid email address"))
+        else:
+            parsed = parse_msisdn(to, sandbox=sandbox)
+            if parsed is None:
+                reason = "Invalid phone number: E.164 digits without '+' or '00'"
+                problems.append((f"workflow[{i}].to", reason))
+        sender = getattr(entry, "from_", None)
+        options = entry.model_dump(
+            exclude={"channel", "to", "from_", "reuse_code"}, exclude_none=True
+        )
+        reuse = bool(getattr(entry, "reuse_code", False))
+        steps.append(Step(channel=channel, to=to, sender=sender, reuse_code=reuse, options=options))
+    if req.code is not None and req.code_length is not None and len(req.code) != req.code_length:
+        problems.append(("code_length", "code_length must equal the length of code"))
+    locale = _locale(req, steps, problems)
+    if problems:
+        raise errors.InvalidParameters(problems)
+    return Verification(
+        request_id=str(uuid.uuid4()),
+        tenant=tenant,
+        brand=req.brand,
+        locale=locale,
+        channel_timeout=req.channel_timeout,
+        code_length=req.code_length or (len(req.code) if req.code else policy.CODE_LENGTH_DEFAULT),
+        client_ref=req.client_ref,
+        steps=steps,
+        created_at=now,
+        custom_code=req.code,
+        notify=notify,
+        dialect="vonage",
+    )
+
+
+def _locale(req: VerifyRequest, steps: list[Step], problems: list[tuple[str, str]]) -> str:
+    if req.locale is not None:
+        found = messages.normalize_locale(req.locale)
+        if found is None:
+            problems.append(("locale", f"Unsupported locale {req.locale!r}"))
+            return "en-us"
+        return found
+    for step in steps:
+        if step.channel is not Channel.EMAIL:
+            return messages.default_locale_for_region(region_of(step.to))
+    return "en-us"
+
+
+def check_url(public_url: str, request_id: str) -> str:
+    return f"{public_url.rstrip('/')}/v2/verify/{request_id}/silent-auth/redirect"
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+_PROBLEMS: dict[type[errors.DomainError], tuple[int, str, str, str]] = {
+    errors.InvalidCode: (
+        400,
+        "invalid-code",
+        "Invalid Code",
+        "The code you provided does not match the expected value.",
+    ),
+    errors.TooManyAttempts: (
+        410,
+        "invalid-code",
+        "Invalid Code",
+        "An incorrect code has been provided too many times. Workflow terminated.",
+    ),
+    errors.DestinationBusy: (
+        409,
+        "concurrent",
+        "Conflict",
+        "Concurrent verifications to the same number are not allowed.",
+    ),
+    errors.CodelessStep: (
+        409,
+        "no-code",
+        "Conflict",
+        "The current Verify workflow step does not support a code.",
+    ),
+    errors.NoMoreSteps: (
+        409,
+        "conflict",
+        "Conflict",
+        "There are no more events left to trigger.",
+    ),
+    errors.SessionUsed: (
+        409,
+        "conflict",
+        "Conflict",
+        "This silent authentication check URL has already been used.",
+    ),
+    errors.NotCovered: (
+        412,
+        "network-error",
+        "Network not supported",
+        "Device number does not resolve to a supported Mobile Network Operator.",
+    ),
+    errors.SilentAuthFailed: (
+        412,
+        "precondition-failed",
+        "Silent authentication failed",
+        "The silent auth verification cannot be completed.",
+    ),
+    errors.RateLimited: (
+        429,
+        "rate-limit",
+        "Rate Limit Hit",
+        "Please wait, then retry your request",
+    ),
+    errors.InvalidParameters: (
+        422,
+        "invalid-params",
+        "Invalid params",
+        "The value of one or more parameters is invalid.",
+    ),
+}
+
+
+def problem_for(exc: errors.DomainError) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and problem+json body for a domain error."""
+    if isinstance(exc, errors.NotFound):
+        status, anchor, title = 404, "not-found", "Not Found"
+        detail = f"Request {exc.request_id} was not found or it has been verified already."
+    else:
+        status, anchor, title, detail = _PROBLEMS.get(
+            type(exc), _PROBLEMS[errors.InvalidParameters]
+        )
+        if isinstance(exc, errors.SilentAuthFailed) and exc.reason:
+            detail = exc.reason
+    body: dict[str, Any] = {
+        "type": ERROR_BASE + anchor,
+        "title": title,
+        "detail": detail,
+        "instance": str(uuid.uuid4()),
+    }
+    if isinstance(exc, errors.DestinationBusy):
+        body["request_id"] = exc.request_id
+    if isinstance(exc, errors.InvalidParameters):
+        body["invalid_parameters"] = [{"name": n, "reason": r} for n, r in exc.problems]
+    return status, body
+
+
+# ---- webhooks -----------------------------------------------------------------------------------
+
+
+def webhook_body(v: Verification, emit: Emit, public_url: str) -> dict[str, Any]:
+    """The callback body Vonage sends for `emit`: an `event` or the `summary`."""
+    if emit.kind == "summary":
+        body: dict[str, Any] = {
+            "request_id": v.request_id,
+            "submitted_at": iso_ms(v.created_at),
+            "status": emit.status,
+            "type": "summary",
+            "channel_timeout": v.channel_timeout,
+            "workflow": [_workflow_entry(step) for step in v.steps],
+        }
+    else:
+        assert emit.step is not None
+        step = v.steps[emit.step]
+        body = {
+            "request_id": v.request_id,
+            "triggered_at": iso_ms(emit.at),
+            "type": "event",
+            "channel": step.channel.value,
+            "status": emit.status,
+        }
+        if emit.status == "action_pending":
+            body["action"] = {"type": "check", "check_url": check_url(public_url, v.request_id)}
+        else:
+            body["finalized_at"] = iso_ms(step.finalized_at or emit.at)
+    if v.client_ref is not None:
+        body["client_ref"] = v.client_ref
+    return body
+
+
+def _workflow_entry(step: Step) -> dict[str, Any]:
+    entry: dict[str, Any] = {"channel": step.channel.value, "status": step.status.value}
+    if step.initiated_at is not None:
+        entry["initiated_at"] = iso_ms(step.initiated_at)
+    return entry

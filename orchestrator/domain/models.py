@@ -1,0 +1,95 @@
+"""Verification and step models: the whole state of one verification, serializable as JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Channel", "Status", "Step", "StepStatus", "Verification"]
+
+
+class Channel(StrEnum):
+    SILENT_AUTH = "silent_auth"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    VOICE = "voice"
+    EMAIL = "email"
+
+
+class StepStatus(StrEnum):
+    UNUSED = "unused"
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    USER_REJECTED = "user_rejected"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Step(BaseModel):
+    """One entry of the workflow: a channel, its destination and what it was told to do."""
+
+    channel: Channel
+    to: str
+    sender: str | None = None
+    reuse_code: bool = False
+    # channel-specific options kept verbatim (redirect_url, coverage_check, mode, app_hash, ...)
+    options: dict[str, Any] = Field(default_factory=dict)
+    status: StepStatus = StepStatus.UNUSED
+    initiated_at: datetime | None = None
+    finalized_at: datetime | None = None
+
+
+class Verification(BaseModel):
+    """One attempt to prove possession of a destination, with its ordered workflow."""
+
+    request_id: str
+    tenant: str
+    brand: str
+    locale: str
+    channel_timeout: int
+    code_length: int
+    client_ref: str | None = None
+    steps: list[Step]
+    current: int = -1
+    status: Status = Status.PENDING
+    created_at: datetime
+    finished_at: datetime | None = None
+    # keyed hashes of every code issued so far; any of them verifies while the request is pending
+    code_hashes: list[str] = Field(default_factory=list)
+    # the code sealed (encrypted), kept only while a later step must send the same code again
+    sealed_code: str | None = None
+    custom_code: str | None = None
+    wrong_attempts: int = 0
+    # silent auth: the session behind the check URL, and whether the device has got its code
+    sa_session: str | None = None
+    sa_code_issued: bool = False
+    # whether outcomes go out as webhooks (Vonage: only for JWT-authenticated starts)
+    notify: bool = False
+    # how many webhook messages this verification has emitted; makes message ids deterministic
+    emitted: int = 0
+    # the dialect the verification was started through (wire shapes of its webhooks)
+    dialect: str = "vonage"
+
+    @property
+    def step(self) -> Step | None:
+        """The step in progress, if any."""
+        return self.steps[self.current] if 0 <= self.current < len(self.steps) else None
+
+    def destinations(self) -> list[str]:
+        """Distinct destinations of the workflow, in order; each may have one pending request."""
+        seen: list[str] = []
+        for step in self.steps:
+            if step.to not in seen:
+                seen.append(step.to)
+        return seen

@@ -1,0 +1,44 @@
+"""Phone numbers: what counts as a valid destination, and the country behind it."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+__all__ = ["is_sandbox_number", "parse_msisdn", "region_of"]
+
+_DIGITS = re.compile(r"^[1-9]\d{6,14}$")
+
+
+def is_sandbox_number(msisdn: str) -> bool:
+    """Vonage's virtual-operator range: numbers starting 990 (no real country uses it)."""
+    return msisdn.startswith("990") and _DIGITS.match(msisdn) is not None
+
+
+def parse_msisdn(value: str, *, sandbox: bool) -> str | None:
+    """E.164 digits without '+' when `phonenumbers` calls the number possible, else None."""
+    if not _DIGITS.match(value):
+        return None
+    if sandbox and is_sandbox_number(value):
+        return value
+    try:
+        number = phonenumbers.parse("+" + value)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return value
+
+
+def region_of(msisdn: str) -> str | None:
+    """ISO region code of a number (GB, US, ...), or None when unknown."""
+    try:
+        number = phonenumbers.parse("+" + msisdn)
+    except phonenumbers.NumberParseException:
+        return None
+    # invalid-but-possible numbers (e.g. UK drama ranges) still tell their country by prefix
+    region = phonenumbers.region_code_for_number(number) or (
+        phonenumbers.region_code_for_country_code(number.country_code)
+    )
+    return region if region and region != "ZZ" else None

@@ -1,0 +1,224 @@
+"""The one place that writes verification state: a transition and its effects, in one Redis step.
+
+`commit` runs a Lua script that compares the stored version, writes the new state and applies every
+effect (arq jobs to enqueue or drop, webhook messages, destination locks) atomically, so a crash
+can neither lose a step nor send one twice. Concurrent writers retry on a version conflict, which
+also serializes code checks: no race lets a fourth wrong code through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from . import constants, jobs
+from .domain import errors
+from .domain.effects import (
+    CancelTimeout,
+    Effect,
+    Emit,
+    ReleaseDestinations,
+    ScheduleTimeout,
+    SendStep,
+)
+from .domain.models import Status, Verification
+from .domain.transition import Refused, Transition
+
+__all__ = ["Store", "WebhookRenderer", "message_id"]
+
+WebhookRenderer = Callable[[Verification, Emit], dict[str, Any]]
+
+# a pending verification can live at most 3 steps x 900 s; keep it a while longer than that
+PENDING_TTL_MS = 2 * 3600 * 1000
+WEBHOOK_TTL_MS = 4 * 86400 * 1000
+MAX_RETRIES = 50
+
+_COMMIT = """
+local plan = cjson.decode(ARGV[1])
+local current = redis.call('HGET', plan.key, 'v')
+if plan.expect == '0' then
+  if current then return {'conflict'} end
+elseif current ~= plan.expect then
+  return {'conflict'}
+end
+for _, key in ipairs(plan.absent) do
+  local holder = redis.call('GET', key)
+  if holder then return {'taken', holder} end
+end
+redis.call('HSET', plan.key, 'v', plan.version, 's', plan.state)
+redis.call('PEXPIRE', plan.key, plan.ttl)
+for _, op in ipairs(plan.ops) do
+  local name = op[1]
+  if name == 'set' then
+    redis.call('SET', op[2], op[3], 'PX', op[4])
+  elseif name == 'setnx' then
+    redis.call('SET', op[2], op[3], 'PX', op[4], 'NX')
+  elseif name == 'zadd' then
+    redis.call('ZADD', op[2], op[3], op[4])
+  elseif name == 'zrem' then
+    redis.call('ZREM', op[2], op[3])
+  elseif name == 'del' then
+    redis.call('DEL', op[2])
+  elseif name == 'del_if' then
+    if redis.call('GET', op[2]) == op[3] then redis.call('DEL', op[2]) end
+  elseif name == 'hset' then
+    redis.call('HSET', op[2], unpack(op[4]))
+    redis.call('PEXPIRE', op[2], op[3])
+  elseif name == 'publish' then
+    redis.call('PUBLISH', op[2], op[3])
+  end
+end
+return {'ok'}
+"""
+
+
+def message_id(request_id: str, seq: int) -> str:
+    """Webhook message ids are derived, so a repeated commit can never mint a second message."""
+    return f"msg_{request_id.replace('-', '')}_{seq}"
+
+
+class Store:
+    def __init__(
+        self, redis: Redis, render_webhook: WebhookRenderer, retention_seconds: int
+    ) -> None:
+        self.redis = redis
+        self._render = render_webhook
+        self._retention_ms = retention_seconds * 1000
+        self._commit = redis.register_script(_COMMIT)
+
+    @staticmethod
+    def key(request_id: str) -> str:
+        return constants.VERIFICATION_PREFIX + request_id
+
+    @staticmethod
+    def active_key(tenant: str, destination: str) -> str:
+        return f"{constants.ACTIVE_PREFIX}{tenant}:{destination.lower()}"
+
+    async def load(self, request_id: str) -> tuple[Verification, int] | None:
+        raw = await self.redis.hmget(self.key(request_id), ["v", "s"])
+        if raw[0] is None or raw[1] is None:
+            return None
+        return Verification.model_validate_json(raw[1]), int(raw[0])
+
+    async def create(self, t: Transition, now: datetime) -> None:
+        """Store a new verification; DestinationBusy if one of its destinations is taken."""
+        v = t.state
+        absent = [self.active_key(v.tenant, d) for d in v.destinations()]
+        ops = [["set", k, v.request_id, str(PENDING_TTL_MS)] for k in absent]
+        result = await self._run(t, 0, now, absent=absent, extra_ops=ops)
+        if result[0] == "taken":
+            raise errors.DestinationBusy(result[1])
+        if result[0] != "ok":
+            raise errors.Conflict("request id collision")
+
+    async def apply(
+        self,
+        request_id: str,
+        tenant: str | None,
+        step: Callable[[Verification], Transition],
+        now: datetime,
+    ) -> Transition:
+        """Load, transition and commit, retrying on concurrent writes. `tenant` None: any owner."""
+        for _ in range(MAX_RETRIES):
+            loaded = await self.load(request_id)
+            if loaded is None or (tenant is not None and loaded[0].tenant != tenant):
+                raise errors.NotFound(request_id)
+            v, version = loaded
+            refused: Refused | None = None
+            try:
+                t = step(v)
+            except Refused as exc:
+                t, refused = exc.transition, exc
+            result = await self._run(t, version, now)
+            if result[0] == "ok":
+                if refused is not None:
+                    raise refused.error
+                return t
+        raise errors.Conflict("too much contention on this verification")
+
+    async def _run(
+        self,
+        t: Transition,
+        expect: int,
+        now: datetime,
+        absent: list[str] | None = None,
+        extra_ops: list[list[str]] | None = None,
+    ) -> list[str]:
+        v = t.state
+        ended = v.status is not Status.PENDING
+        plan = {
+            "key": self.key(v.request_id),
+            "expect": str(expect),
+            "version": str(expect + 1),
+            "state": v.model_dump_json(),
+            "ttl": str(self._retention_ms if ended else PENDING_TTL_MS),
+            "absent": absent or [],
+            "ops": (extra_ops or []) + self._ops(v, t.effects, now),
+        }
+        result = await self._commit(args=[json.dumps(plan)])
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in result]
+
+    def _ops(self, v: Verification, effects: list[Effect], now: datetime) -> list[list[str]]:
+        now_ms = int(now.timestamp() * 1000)
+        ops: list[list[str]] = []
+        wake = False
+        rid = v.request_id
+        for effect in effects:
+            match effect:
+                case SendStep(step=i, sealed_code=sealed):
+                    ops += _enqueue(
+                        jobs.SEND_STEP, [rid, i, sealed], jobs.send_job_id(rid, i), now_ms, now_ms
+                    )
+                    wake = True
+                case ScheduleTimeout(step=i, at=at):
+                    due = int(at.timestamp() * 1000)
+                    ops += _enqueue(
+                        jobs.STEP_TIMEOUT, [rid, i], jobs.timeout_job_id(rid, i), due, now_ms
+                    )
+                case CancelTimeout(step=i):
+                    job_id = jobs.timeout_job_id(rid, i)
+                    ops.append(["zrem", jobs.QUEUE, job_id])
+                    ops.append(["del", jobs.job_key(job_id)])
+                case Emit():
+                    mid = message_id(rid, effect.seq)
+                    body = json.dumps(self._render(v, effect), separators=(",", ":"))
+                    fields = [
+                        "tenant",
+                        v.tenant,
+                        "request_id",
+                        rid,
+                        "body",
+                        body,
+                        "kind",
+                        effect.kind,
+                        "created_ms",
+                        str(now_ms),
+                    ]
+                    ops.append(
+                        ["hset", constants.WEBHOOK_PREFIX + mid, str(WEBHOOK_TTL_MS), fields]
+                    )  # type: ignore[list-item]
+                    ops += _enqueue(
+                        jobs.DELIVER_WEBHOOK, [mid, 1], jobs.webhook_job_id(mid, 1), now_ms, now_ms
+                    )
+                    wake = True
+                case ReleaseDestinations():
+                    for d in v.destinations():
+                        ops.append(["del_if", self.active_key(v.tenant, d), rid])
+        if wake:
+            ops.append(["publish", constants.WAKE_CHANNEL, "1"])
+        return ops
+
+
+def _enqueue(
+    function: str, args: list[Any], job_id: str, due_ms: int, now_ms: int
+) -> list[list[str]]:
+    record = jobs.serialize_job(function, args, now_ms).decode()
+    expires = str(max(due_ms - now_ms, 0) + jobs.EXPIRES_EXTRA_MS)
+    return [
+        ["setnx", jobs.job_key(job_id), record, expires],
+        ["zadd", jobs.QUEUE, str(due_ms), job_id],
+    ]

@@ -1,0 +1,1 @@
+"""The arq worker: sends codes, runs step timeouts and delivers webhooks."""

@@ -1,0 +1,6 @@
+"""Providers know *how* a message leaves: the sandbox outbox, SMTP, or a carrier's API."""
+
+from .base import Provider, ProviderError
+from .registry import build_providers
+
+__all__ = ["Provider", "ProviderError", "build_providers"]

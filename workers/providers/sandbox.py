@@ -1,0 +1,33 @@
+"""The sandbox provider: delivers every message to the tenant's outbox in Redis."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from redis.asyncio import Redis
+
+from orchestrator import outbox
+from orchestrator.timefmt import iso_ms, utcnow
+from workers.channels.base import OutboundMessage
+
+from .base import Provider
+
+__all__ = ["SandboxProvider"]
+
+
+class SandboxProvider(Provider):
+    name = "sandbox"
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def send(self, message: OutboundMessage) -> None:
+        record = asdict(message)
+        record["from"] = record.pop("sender")
+        record["created_at"] = iso_ms(utcnow())
+        record.pop("tenant")
+        if not record["extra"]:
+            record.pop("extra")
+        if record["subject"] is None:
+            record.pop("subject")
+        await outbox.append(self._redis, message.tenant, record)

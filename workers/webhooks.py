@@ -1,0 +1,122 @@
+"""Webhook delivery: one attempt per job, signed at send time, retried as new deferred jobs."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from redis.asyncio import Redis
+
+from orchestrator import constants
+from orchestrator.apps import disable_status_url, get_app
+from orchestrator.netguard import UnsafeURL, is_forbidden_address
+from orchestrator.signing import standard_webhook_headers, vonage_authorization
+
+__all__ = ["Attempt", "GuardedResolver", "attempt_delivery", "retry_delay"]
+
+log = logging.getLogger("workers.webhooks")
+
+
+def retry_delay(
+    schedule: list[float], attempt: int, jitter: float, rng: random.Random
+) -> float | None:
+    """Seconds to wait after failed attempt number `attempt` (1-based), or None when exhausted."""
+    if attempt > len(schedule):
+        return None
+    base = schedule[attempt - 1]
+    return max(0.0, base * (1 + rng.uniform(-jitter, jitter)))
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves like the default resolver, then refuses non-public addresses (DNS rebinding:
+    the check runs at connect time, on the very addresses aiohttp will dial)."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+        self._allow_private = allow_private
+
+    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)  # type: ignore[arg-type]
+        if not self._allow_private:
+            for r in results:
+                if is_forbidden_address(r["host"]):
+                    raise OSError(f"{host} resolves to a non-public address")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: str  # delivered | retry | gone | dropped
+    status: int | None = None
+
+
+def _literal_ip_forbidden(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: the resolver checks it
+    return is_forbidden_address(host)
+
+
+async def attempt_delivery(
+    redis: Redis,
+    session: aiohttp.ClientSession,
+    message_id: str,
+    *,
+    allow_private: bool,
+    request_timeout: float,
+) -> Attempt:
+    """POST one webhook message once. The caller schedules the next attempt on `retry`."""
+    raw = await redis.hgetall(constants.WEBHOOK_PREFIX + message_id)  # type: ignore[misc]
+    if not raw:
+        return Attempt("dropped")
+    record = {k.decode(): v for k, v in raw.items()}
+    if record.get("delivered_ms"):
+        return Attempt("delivered")
+    app = await get_app(redis, record["tenant"].decode())
+    if app is None or not app.status_url or app.status_url_disabled:
+        return Attempt("dropped")
+    body: bytes = record["body"]
+    url = app.status_url
+    if not allow_private and _literal_ip_forbidden(url):
+        log.warning("webhook %s not sent: status URL address is not public", message_id)
+        return Attempt("retry")
+    now = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "verify-orchestrator-webhooks/1",
+        "Authorization": vonage_authorization(
+            body, secret=app.signature_secret, api_key=app.api_key, application_id=app.id, now=now
+        ),
+        **standard_webhook_headers(app.webhook_secret, message_id, now, body),
+    }
+    try:
+        async with session.post(
+            url,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=request_timeout),
+        ) as resp:
+            status = resp.status
+            await resp.read()
+    except (aiohttp.ClientError, OSError, TimeoutError, UnsafeURL) as exc:
+        log.info("webhook %s attempt failed: %s", message_id, type(exc).__name__)
+        return Attempt("retry")
+    if 200 <= status < 300:
+        await redis.hset(constants.WEBHOOK_PREFIX + message_id, "delivered_ms", str(now * 1000))  # type: ignore[misc]
+        return Attempt("delivered", status)
+    if status == 410:
+        await disable_status_url(redis, app.id)
+        return Attempt("gone", status)
+    return Attempt("retry", status)
