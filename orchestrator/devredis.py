@@ -56,8 +56,8 @@ class EmbeddedRedis:
             "--save", "",
             "--protected-mode", "yes",
         ]  # fmt: skip
-        log = (self.data_dir / "redis.log").open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        with (self.data_dir / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
