@@ -109,8 +109,8 @@ async def get_app(redis: Redis, app_id: str) -> Application | None:
     if not raw:
         return None
     data = {k.decode(): v.decode() for k, v in raw.items()}
-    data["status_url_disabled"] = data.get("status_url_disabled") == "1"  # type: ignore[assignment]
-    return Application(**data)  # type: ignore[arg-type]
+    disabled = data.pop("status_url_disabled", "") == "1"
+    return Application(**data, status_url_disabled=disabled)
 
 
 async def get_app_by_api_key(redis: Redis, api_key: str) -> Application | None:

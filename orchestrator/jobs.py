@@ -44,5 +44,5 @@ def job_key(job_id: str) -> str:
 
 def serialize_job(function: str, args: list[Any], enqueue_ms: int) -> bytes:
     """An arq job record in the JSON form our workers deserialize (never pickle)."""
-    record = {"t": None, "f": function, "a": args, "k": {}, "et": enqueue_ms}
+    record: dict[str, Any] = {"t": None, "f": function, "a": args, "k": {}, "et": enqueue_ms}
     return json.dumps(record, separators=(",", ":")).encode()

@@ -39,7 +39,9 @@ async def append(redis: Redis, tenant: str, message: dict[str, Any]) -> bool:
     """Record one message; a second delivery of the same message id is a no-op (False)."""
     seen = f"{constants.OUTBOX_SEEN_PREFIX}{message['id']}"
     key = f"{constants.OUTBOX_PREFIX}{tenant}:{destination_key(str(message['to']))}"
-    added = await redis.eval(_APPEND, 2, seen, key, json.dumps(message), OUTBOX_TTL, OUTBOX_MAX)  # type: ignore[misc]
+    added = await redis.eval(
+        _APPEND, 2, seen, key, json.dumps(message), str(OUTBOX_TTL), str(OUTBOX_MAX)
+    )  # type: ignore[misc]
     return bool(added)
 
 

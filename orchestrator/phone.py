@@ -39,6 +39,6 @@ def region_of(msisdn: str) -> str | None:
         return None
     # invalid-but-possible numbers (e.g. UK drama ranges) still tell their country by prefix
     region = phonenumbers.region_code_for_number(number) or (
-        phonenumbers.region_code_for_country_code(number.country_code)
+        phonenumbers.region_code_for_country_code(number.country_code or 0)
     )
     return region if region and region != "ZZ" else None

@@ -99,7 +99,7 @@ class Store:
         return f"{constants.ACTIVE_PREFIX}{tenant}:{destination.lower()}"
 
     async def load(self, request_id: str) -> tuple[Verification, int] | None:
-        raw = await self.redis.hmget(self.key(request_id), ["v", "s"])
+        raw = await self.redis.hmget(self.key(request_id), ["v", "s"])  # type: ignore[misc]
         if raw[0] is None or raw[1] is None:
             return None
         return Verification.model_validate_json(raw[1]), int(raw[0])
@@ -146,7 +146,7 @@ class Store:
         expect: int,
         now: datetime,
         absent: list[str] | None = None,
-        extra_ops: list[list[str]] | None = None,
+        extra_ops: list[list[Any]] | None = None,
     ) -> list[str]:
         v = t.state
         ended = v.status is not Status.PENDING
@@ -162,9 +162,9 @@ class Store:
         result = await self._commit(args=[json.dumps(plan)])
         return [r.decode() if isinstance(r, bytes) else str(r) for r in result]
 
-    def _ops(self, v: Verification, effects: list[Effect], now: datetime) -> list[list[str]]:
+    def _ops(self, v: Verification, effects: list[Effect], now: datetime) -> list[list[Any]]:
         now_ms = int(now.timestamp() * 1000)
-        ops: list[list[str]] = []
+        ops: list[list[Any]] = []
         wake = False
         rid = v.request_id
         for effect in effects:
@@ -200,7 +200,7 @@ class Store:
                     ]
                     ops.append(
                         ["hset", constants.WEBHOOK_PREFIX + mid, str(WEBHOOK_TTL_MS), fields]
-                    )  # type: ignore[list-item]
+                    )
                     ops += _enqueue(
                         jobs.DELIVER_WEBHOOK, [mid, 1], jobs.webhook_job_id(mid, 1), now_ms, now_ms
                     )
@@ -215,7 +215,7 @@ class Store:
 
 def _enqueue(
     function: str, args: list[Any], job_id: str, due_ms: int, now_ms: int
-) -> list[list[str]]:
+) -> list[list[Any]]:
     record = jobs.serialize_job(function, args, now_ms).decode()
     expires = str(max(due_ms - now_ms, 0) + jobs.EXPIRES_EXTRA_MS)
     return [

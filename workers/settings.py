@@ -63,14 +63,14 @@ def create_worker(
     settings: Settings, *, burst: bool = False, handle_signals: bool = True
 ) -> WakeableWorker:
     functions = [
-        func(send_step, name="send_step", max_tries=5, timeout=30),  # type: ignore[arg-type]
-        func(step_timeout, name="step_timeout", max_tries=5, timeout=30),  # type: ignore[arg-type]
+        func(send_step, name="send_step", max_tries=5, timeout=30),
+        func(step_timeout, name="step_timeout", max_tries=5, timeout=30),
         func(
             deliver_webhook,
             name="deliver_webhook",
             max_tries=3,
             timeout=settings.webhook_timeout_seconds + 15,
-        ),  # type: ignore[arg-type]
+        ),
     ]
     return WakeableWorker(
         functions=functions,
