@@ -54,7 +54,9 @@ async def read_json(request: web.Request) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    # ValueError also covers bad UTF-8 and integers over Python's digit limit; RecursionError is
+    # deeply nested arrays/objects: all are the caller's malformed JSON, not a 500
+    except (ValueError, RecursionError):
         raise _BadJSON() from None
 
 

@@ -74,6 +74,7 @@ class Verification(BaseModel):
     # silent auth: the session behind the check URL, and whether the device has got its code
     sa_session: str | None = None
     sa_code_issued: bool = False
+    sa_code_hash: str | None = None
     # whether outcomes go out as webhooks (Vonage: only for JWT-authenticated starts)
     notify: bool = False
     # how many webhook messages this verification has emitted; makes message ids deterministic

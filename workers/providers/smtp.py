@@ -36,8 +36,9 @@ class SmtpProvider(Provider):
         email["Message-ID"] = make_msgid(
             idstring=message.id.replace(":", "."), domain="verify-orchestrator"
         )
-        email["Content-Language"] = message.locale
         email.set_content(message.text)
+        # after set_content: it drops every Content-* header already on the message
+        email["Content-Language"] = message.locale
         return email
 
     async def send(self, message: OutboundMessage) -> None:
