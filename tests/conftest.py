@@ -41,7 +41,16 @@ def make_app(stack: Stack, receiver: WebhookReceiver, tmp_path: Path) -> Callabl
         hook_path = f"/hooks/{uuid.uuid4().hex}"
         url = receiver.url(hook_path) if status_url is None else status_url
         key_path = tmp_path / f"{uuid.uuid4().hex}.key"
-        data = stack.cli("apps", "create", "--name", "test", "--status-url", url, "--private-key-out", str(key_path))
+        data = stack.cli(
+            "apps",
+            "create",
+            "--name",
+            "test",
+            "--status-url",
+            url,
+            "--private-key-out",
+            str(key_path),
+        )
         assert isinstance(data, dict)
         return TestApp(
             application_id=str(data["application_id"]),

@@ -6,7 +6,9 @@ from tests.support.client import VonageApi
 from tests.support.receiver import WebhookReceiver
 
 
-def test_sms_start_check_and_summary(api: VonageApi, receiver: WebhookReceiver, number: str) -> None:
+def test_sms_start_check_and_summary(
+    api: VonageApi, receiver: WebhookReceiver, number: str
+) -> None:
     started = api.start({"brand": "ACME", "workflow": [{"channel": "sms", "to": number}]})
     assert started.status_code == 202, started.text
     rid = started.json()["request_id"]

@@ -30,7 +30,12 @@ class TestApp:
 
     def token(self, **claims: Any) -> str:
         now = int(time.time())
-        body = {"application_id": self.application_id, "iat": now, "jti": str(uuid.uuid4()), "exp": now + 900}
+        body = {
+            "application_id": self.application_id,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            "exp": now + 900,
+        }
         body.update(claims)
         body = {k: v for k, v in body.items() if v is not None}
         return jwt.encode(body, self.private_key, algorithm="RS256")
@@ -76,7 +81,9 @@ class VonageApi:
         result: list[dict[str, Any]] = resp.json()
         return result
 
-    def wait_message(self, to: str, request_id: str, channel: str | None = None, timeout: float = 10) -> dict[str, Any]:
+    def wait_message(
+        self, to: str, request_id: str, channel: str | None = None, timeout: float = 10
+    ) -> dict[str, Any]:
         from .processes import wait_until
 
         def find() -> dict[str, Any] | None:
@@ -85,5 +92,7 @@ class VonageApi:
                     return m
             return None
 
-        found: dict[str, Any] = wait_until(find, timeout=timeout, what=f"{channel or 'a'} message to {to}")
+        found: dict[str, Any] = wait_until(
+            find, timeout=timeout, what=f"{channel or 'a'} message to {to}"
+        )
         return found

@@ -106,7 +106,9 @@ def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
     )
     return cert_path, key_path
@@ -135,11 +137,21 @@ class Stack:
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         with (self.workdir / log_name).open("ab") as log:
-            return subprocess.Popen([*CLI, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [*CLI, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def start(self, workers: int = 1) -> None:
         self.web = self._spawn(
-            ["serve", "--port", str(self.port), "--certfile", str(self.cert), "--keyfile", str(self.key)],
+            [
+                "serve",
+                "--port",
+                str(self.port),
+                "--certfile",
+                str(self.cert),
+                "--keyfile",
+                str(self.key),
+            ],
             "web.log",
         )
         for i in range(workers):
@@ -153,7 +165,10 @@ class Stack:
 
     def healthy(self) -> bool:
         try:
-            return requests.get(self.url + "/health", verify=str(self.cert), timeout=1).status_code == 200
+            return (
+                requests.get(self.url + "/health", verify=str(self.cert), timeout=1).status_code
+                == 200
+            )
         except requests.RequestException:
             return False
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,6 +19,8 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     status: int
+    # wall-clock time the request arrived (built while the handler records it)
+    received_at: float = field(default_factory=time.time)
 
     @property
     def json(self) -> Any:
@@ -34,19 +37,21 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 with receiver._lock:
                     status = receiver.responses.popleft() if receiver.responses else 204
                     receiver.deliveries.append(
-                        Delivery(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status)
+                        Delivery(
+                            self.path, {k.lower(): v for k, v in self.headers.items()}, body, status
+                        )
                     )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -66,7 +71,11 @@ class WebhookReceiver:
 
     def for_request(self, request_id: str, path: str | None = None) -> list[Delivery]:
         with self._lock:
-            found = [d for d in self.deliveries if d.status < 300 and d.json.get("request_id") == request_id]
+            found = [
+                d
+                for d in self.deliveries
+                if d.status < 300 and d.json.get("request_id") == request_id
+            ]
         return [d for d in found if path is None or d.path == path]
 
     def wait_summary(self, request_id: str, timeout: float = 10.0) -> Delivery:
@@ -76,5 +85,7 @@ class WebhookReceiver:
                     return d
             return None
 
-        result: Delivery = wait_until(find, timeout=timeout, what=f"summary webhook for {request_id}")
+        result: Delivery = wait_until(
+            find, timeout=timeout, what=f"summary webhook for {request_id}"
+        )
         return result
