@@ -12,6 +12,7 @@ DomainError
 ├── NotCovered          silent auth cannot reach the number's network
 ├── SilentAuthFailed    the device result was negative
 ├── RateLimited         a send or check limit was hit
+│   └── MaxSendsReached     no send left on this verification
 └── InvalidParameters   the request failed validation (carries name/reason pairs)
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "DomainError",
     "InvalidCode",
     "InvalidParameters",
+    "MaxSendsReached",
     "NoMoreSteps",
     "NotCovered",
     "NotFound",
@@ -85,6 +87,10 @@ class SilentAuthFailed(DomainError):
 
 
 class RateLimited(DomainError):
+    pass
+
+
+class MaxSendsReached(RateLimited):
     pass
 
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .models import Step
+
 __all__ = [
+    "Approve",
     "Cancel",
     "CodeSubmitted",
     "DeliveryFailed",
     "DeviceResult",
     "Event",
     "NextWorkflow",
+    "Resend",
+    "SilentCheck",
     "StepTimedOut",
 ]
+
+# StepTimedOut for this "step" means the whole verification's lifetime is over
+WHOLE_VERIFICATION = -1
 
 
 @dataclass(frozen=True)
@@ -53,4 +61,31 @@ class DeviceResult:
     reason: str = ""
 
 
-Event = CodeSubmitted | NextWorkflow | Cancel | StepTimedOut | DeliveryFailed | DeviceResult
+@dataclass(frozen=True)
+class Resend:
+    """Send again, possibly on another channel (Twilio: a new start for a pending destination)."""
+
+    step: Step
+
+
+@dataclass(frozen=True)
+class Approve:
+    """The client declared the verification approved (Twilio: update Status=approved)."""
+
+
+@dataclass(frozen=True)
+class SilentCheck:
+    """A check without a code: passes once the operator confirmed the device (Twilio sna)."""
+
+
+Event = (
+    CodeSubmitted
+    | NextWorkflow
+    | Cancel
+    | StepTimedOut
+    | DeliveryFailed
+    | DeviceResult
+    | Resend
+    | Approve
+    | SilentCheck
+)

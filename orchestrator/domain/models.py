@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Channel", "Status", "Step", "StepStatus", "Verification"]
+__all__ = ["Channel", "Rules", "Status", "Step", "StepStatus", "Verification"]
 
 
 class Channel(StrEnum):
@@ -50,6 +50,26 @@ class Step(BaseModel):
     finalized_at: datetime | None = None
 
 
+class Rules(BaseModel):
+    """Where the dialects' products behave differently; the defaults are Vonage's."""
+
+    # wrong codes allowed before the verification is over
+    max_checks: int = 3
+    # False (Vonage): the last allowed wrong code ends the verification (410);
+    # True (Twilio): wrong codes stay "pending" and only the check after the limit is refused
+    refuse_after_max: bool = False
+    # sends per verification (Twilio resends to the same destination reuse the verification)
+    max_sends: int = 3
+    # whether each code step times out after channel_timeout (silent auth always does)
+    step_timeouts: bool = True
+    # seconds until the whole verification expires, whatever step it is on
+    lifetime: int | None = None
+    # every send of the verification carries the same code
+    keep_code: bool = False
+    # a cancelled verification still reports its end (Twilio's verification.canceled)
+    report_cancel: bool = False
+
+
 class Verification(BaseModel):
     """One attempt to prove possession of a destination, with its ordered workflow."""
 
@@ -81,6 +101,13 @@ class Verification(BaseModel):
     emitted: int = 0
     # the dialect the verification was started through (wire shapes of its webhooks)
     dialect: str = "vonage"
+    rules: Rules = Field(default_factory=Rules)
+    # the account the tenant belongs to (sandbox outbox scope); Twilio: the service's parent
+    account: str = ""
+    # silent auth: the operator confirmed the device is on the number (Twilio checks need no code)
+    sa_verified: bool = False
+    # dialect-specific data kept verbatim (Twilio: amount, payee, lookup, attempt sids, ...)
+    extra: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def step(self) -> Step | None:

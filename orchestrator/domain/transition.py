@@ -10,12 +10,16 @@ from typing import Literal, Protocol
 from . import errors, policy
 from .effects import CancelTimeout, Effect, Emit, ReleaseDestinations, ScheduleTimeout, SendStep
 from .events import (
+    WHOLE_VERIFICATION,
+    Approve,
     Cancel,
     CodeSubmitted,
     DeliveryFailed,
     DeviceResult,
     Event,
     NextWorkflow,
+    Resend,
+    SilentCheck,
     StepTimedOut,
 )
 from .models import Channel, Status, StepStatus, Verification
@@ -45,6 +49,9 @@ class Transition:
 def begin(v: Verification, now: datetime, tools: CodeTools) -> Transition:
     """Start the first step of a freshly built verification."""
     t = Transition(v)
+    if v.rules.lifetime is not None:
+        at = now + timedelta(seconds=v.rules.lifetime)
+        t.effects.append(ScheduleTimeout(WHOLE_VERIFICATION, at))
     _start_step(t, 0, now, tools)
     return t
 
@@ -53,6 +60,12 @@ def transition(v: Verification, event: Event, now: datetime, tools: CodeTools) -
     """Apply `event` to `v` at `now`; raise a DomainError when the event is refused."""
     v = v.model_copy(deep=True)
     t = Transition(v)
+    if isinstance(event, StepTimedOut) and event.step == WHOLE_VERIFICATION:
+        if v.status is Status.PENDING:
+            if v.step is not None and v.step.status is StepStatus.PENDING:
+                _finish_step(t, StepStatus.EXPIRED, now)
+            _end(t, Status.EXPIRED, now)
+        return t
     if isinstance(event, StepTimedOut | DeliveryFailed):
         # workers' events may arrive late or twice: a stale one changes nothing
         step = v.step
@@ -76,12 +89,31 @@ def transition(v: Verification, event: Event, now: datetime, tools: CodeTools) -
             _start_step(t, v.current + 1, now, tools)
         case Cancel():
             t.effects.append(CancelTimeout(v.current))
-            v.status = Status.CANCELLED
-            v.finished_at = now
-            v.sealed_code = None
-            t.effects.append(ReleaseDestinations())
+            if v.rules.report_cancel:
+                _end(t, Status.CANCELLED, now)
+            else:
+                v.status = Status.CANCELLED
+                v.finished_at = now
+                v.sealed_code = None
+                t.effects.append(ReleaseDestinations())
         case DeviceResult():
             _device_result(t, event, now, tools)
+        case Resend(step=new_step):
+            if len(v.steps) >= v.rules.max_sends:
+                raise errors.MaxSendsReached()
+            if v.step is not None and v.step.status is StepStatus.PENDING:
+                _finish_step(t, StepStatus.EXPIRED, now)
+            v.steps.append(new_step.model_copy(deep=True))
+            _start_step(t, len(v.steps) - 1, now, tools)
+        case Approve():
+            _finish_step(t, StepStatus.COMPLETED, now)
+            _end(t, Status.COMPLETED, now)
+        case SilentCheck():
+            step = v.step
+            if step is None or step.channel is not Channel.SILENT_AUTH or not v.sa_verified:
+                raise errors.InvalidCode()
+            _finish_step(t, StepStatus.COMPLETED, now)
+            _end(t, Status.COMPLETED, now)
     return t
 
 
@@ -92,6 +124,11 @@ def _check_code(t: Transition, candidate: str, now: datetime, tools: CodeTools) 
     silent = step.channel is Channel.SILENT_AUTH
     if silent and not v.sa_code_issued:
         raise errors.CodelessStep()
+    if v.rules.refuse_after_max and v.wrong_attempts >= v.rules.max_checks:
+        # Twilio: the check after the last allowed one is refused and ends the verification
+        _finish_step(t, StepStatus.FAILED, now)
+        _end(t, Status.FAILED, now)
+        raise Refused(t, errors.TooManyAttempts())
     # compare against every issued code without stopping early, so timing tells nothing
     matched = False
     known_hashes = [v.sa_code_hash] if silent and v.sa_code_hash else v.code_hashes
@@ -107,7 +144,7 @@ def _check_code(t: Transition, candidate: str, now: datetime, tools: CodeTools) 
         _advance_or_end(t, Status.FAILED, now, tools)
         raise Refused(t, errors.InvalidCode())
     v.wrong_attempts += 1
-    if v.wrong_attempts >= policy.MAX_CODE_ATTEMPTS:
+    if not v.rules.refuse_after_max and v.wrong_attempts >= v.rules.max_checks:
         _finish_step(t, StepStatus.FAILED, now)
         _end(t, Status.FAILED, now)
         raise Refused(t, errors.TooManyAttempts())
@@ -125,6 +162,7 @@ def _device_result(t: Transition, event: DeviceResult, now: datetime, tools: Cod
         code = tools.new_sa_code()
         v.sa_code_hash = tools.hash_code(v.request_id, code)
         v.sa_code_issued = True
+        v.sa_verified = True
         t.issued_code = code
         return
     status = StepStatus.USER_REJECTED if event.outcome == "user_rejected" else StepStatus.FAILED
@@ -148,29 +186,33 @@ def _start_step(t: Transition, index: int, now: datetime, tools: CodeTools) -> N
     step = v.steps[index]
     step.status = StepStatus.PENDING
     step.initiated_at = now
+    timeout: int | None
     if step.channel is Channel.SILENT_AUTH:
         v.sa_session = tools.new_token()
         v.sa_code_issued = False
         timeout = policy.SILENT_AUTH_TIMEOUT
         _emit(t, "event", index, "action_pending", now)
     else:
-        timeout = v.channel_timeout
+        timeout = v.channel_timeout if v.rules.step_timeouts else None
         code = _code_for(v, index, tools)
-        v.code_hashes.append(tools.hash_code(v.request_id, code))
+        code_hash = tools.hash_code(v.request_id, code)
+        if code_hash not in v.code_hashes:
+            v.code_hashes.append(code_hash)
         t.effects.append(SendStep(index, tools.seal(code)))
-    t.effects.append(ScheduleTimeout(index, now + timedelta(seconds=timeout)))
+    if timeout is not None:
+        t.effects.append(ScheduleTimeout(index, now + timedelta(seconds=timeout)))
 
 
 def _code_for(v: Verification, index: int, tools: CodeTools) -> str:
     if v.custom_code is not None:
         return v.custom_code
     step = v.steps[index]
-    if step.reuse_code and v.sealed_code is not None:
+    if (step.reuse_code or v.rules.keep_code) and v.sealed_code is not None:
         code = tools.unseal(v.sealed_code)
     else:
         code = tools.new_code(v.code_length)
-    # keep the code (sealed) only while a later step still has to send it again
-    later_reuse = any(
+    # keep the code (sealed) only while a later send may have to carry it again
+    later_reuse = v.rules.keep_code or any(
         s.reuse_code and s.channel is not Channel.SILENT_AUTH for s in v.steps[index + 1 :]
     )
     v.sealed_code = tools.seal(code) if later_reuse else None

@@ -403,7 +403,7 @@ def test_reuse_code_sends_the_same_code_again() -> None:
     t = transition(v, StepTimedOut(0), T2, tools)
     assert SendStep(1, "sealed:1111") in t.effects
     assert t.state.sealed_code is None  # nothing later needs it any more
-    assert t.state.code_hashes == [h("1111"), h("1111")]
+    assert t.state.code_hashes == [h("1111")]  # the same code is stored once
     assert tools.codes == 1
 
 
