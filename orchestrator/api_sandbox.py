@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from . import outbox
-from .auth import authenticate
+from .auth import authenticate_account
 from .domain import errors
 from .web import SERVICES
 
@@ -20,11 +20,13 @@ DEVICE_IP_HEADER = "X-Sandbox-Device-IP"
 async def messages(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     header = request.headers.get("Authorization")
-    principal = await authenticate(services.redis, header, services.settings.jwt_leeway_seconds)
+    account = await authenticate_account(
+        services.redis, header, services.settings.jwt_leeway_seconds
+    )
     to = request.query.get("to", "").strip()
     if not to or len(to) > 254:
         raise errors.InvalidParameters([("to", "to is required")])
-    found = await outbox.list_messages(services.redis, principal.app.id, to)
+    found = await outbox.list_messages(services.redis, account, to)
     return web.json_response(found)
 
 

@@ -44,6 +44,7 @@ async def start(request: web.Request) -> web.Response:
     v = vonage.build_verification(
         req,
         tenant=principal.app.id,
+        account=principal.app.account,
         now=now,
         sandbox=settings.sandbox,
         notify=principal.method == "jwt" and bool(principal.app.status_url),

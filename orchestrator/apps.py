@@ -39,6 +39,12 @@ class Application:
     status_url: str = ""
     status_url_disabled: bool = False
     created_at: str = ""
+    # the account the application belongs to; its sandbox outbox is the account's
+    account_sid: str = ""
+
+    @property
+    def account(self) -> str:
+        return self.account_sid or self.id
 
     def check_api_secret(self, secret: str) -> bool:
         return hmac.compare_digest(self.api_secret_hash, hash_secret(secret))
@@ -51,6 +57,7 @@ class Application:
             "api_key": self.api_key,
             "status_url": self.status_url or None,
             "status_url_disabled": self.status_url_disabled,
+            "account_sid": self.account_sid or None,
             "created_at": self.created_at,
         }
 
@@ -67,7 +74,9 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def create_app(redis: Redis, name: str, status_url: str, created_at: str) -> NewApplication:
+async def create_app(
+    redis: Redis, name: str, status_url: str, created_at: str, account_sid: str = ""
+) -> NewApplication:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -90,6 +99,7 @@ async def create_app(redis: Redis, name: str, status_url: str, created_at: str) 
         webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
         status_url=status_url,
         created_at=created_at,
+        account_sid=account_sid,
     )
     await _save(redis, app)
     await redis.set(constants.APIKEY_PREFIX + app.api_key, app.id)

@@ -12,9 +12,10 @@ import jwt
 from redis.asyncio import Redis
 
 from . import constants
+from .accounts import resolve_basic
 from .apps import Application, get_app, get_app_by_api_key
 
-__all__ = ["AuthError", "Principal", "authenticate"]
+__all__ = ["AuthError", "Principal", "authenticate", "authenticate_account", "basic_credentials"]
 
 MAX_JWT_LIFETIME = 24 * 3600
 DEFAULT_JWT_LIFETIME = 15 * 60
@@ -50,14 +51,37 @@ async def authenticate(redis: Redis, header: str | None, leeway: int) -> Princip
     raise AuthError()
 
 
-async def _basic(redis: Redis, value: str) -> Application:
+def basic_credentials(header: str | None) -> tuple[str, str]:
+    """The user and password of a Basic header; AuthError when there is none."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        raise AuthError()
     try:
-        decoded = base64.b64decode(value, validate=True).decode()
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         raise AuthError() from None
-    api_key, sep, api_secret = decoded.partition(":")
-    if not sep or not api_key or len(api_key) > 64:
+    user, sep, password = decoded.partition(":")
+    if not sep or not user or len(user) > 64:
         raise AuthError()
+    return user, password
+
+
+async def authenticate_account(redis: Redis, header: str | None, leeway: int) -> str:
+    """The account behind any credential either dialect accepts (AC/SK Basic, app Basic or JWT)."""
+    scheme = (header or "").partition(" ")[0].lower()
+    if scheme == "basic":
+        user, password = basic_credentials(header)
+        if user.startswith(("AC", "SK")):
+            account = await resolve_basic(redis, user, password)
+            if account is None:
+                raise AuthError()
+            return account.sid
+    principal = await authenticate(redis, header, leeway)
+    return principal.app.account
+
+
+async def _basic(redis: Redis, value: str) -> Application:
+    api_key, api_secret = basic_credentials("Basic " + value)
     app = await get_app_by_api_key(redis, api_key)
     if app is None or not app.check_api_secret(api_secret):
         raise AuthError()

@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import apps, outbox
+from . import accounts, apps, outbox
 from .netguard import UnsafeURL, check_status_url
 from .settings import Settings
 from .timefmt import iso_ms, utcnow
@@ -103,7 +103,15 @@ def cmd_apps_create(args: argparse.Namespace) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-        created = await apps.create_app(redis, args.name, args.status_url or "", iso_ms(utcnow()))
+        now = iso_ms(utcnow())
+        account_sid = args.account_sid
+        if account_sid:
+            if await accounts.get_account(redis, account_sid) is None:
+                print(f"error: no account {account_sid}", file=sys.stderr)
+                return 1
+        else:
+            account_sid = (await accounts.create_account(redis, args.name, now)).sid
+        created = await apps.create_app(redis, args.name, args.status_url or "", now, account_sid)
         key_path = Path(args.private_key_out or f"{created.app.id}.key").resolve()  # noqa: ASYNC240
         _write_private(key_path, created.private_key_pem)
         print(json.dumps(_app_json(created, key_path), indent=2))
@@ -124,6 +132,7 @@ def _app_json(created: apps.NewApplication, key_path: Path) -> dict[str, Any]:
     app = created.app
     return {
         "application_id": app.id,
+        "account_sid": app.account_sid,
         "name": app.name,
         "api_key": app.api_key,
         "api_secret": created.api_secret,
@@ -167,9 +176,40 @@ def cmd_apps_update(args: argparse.Namespace) -> int:
     return _run(go, settings)
 
 
+def cmd_accounts_create(args: argparse.Namespace) -> int:
+    async def go(redis: Redis) -> int:
+        account = await accounts.create_account(redis, args.name, iso_ms(utcnow()))
+        body = {
+            "account_sid": account.sid,
+            "auth_token": account.auth_token,
+            "friendly_name": account.friendly_name,
+            "webhook_secret": account.webhook_secret,
+        }
+        print(json.dumps(body, indent=2))
+        return 0
+
+    return _run(go, _settings())
+
+
+def cmd_api_key_create(args: argparse.Namespace) -> int:
+    async def go(redis: Redis) -> int:
+        if await accounts.get_account(redis, args.account_sid) is None:
+            print(f"error: no account {args.account_sid}", file=sys.stderr)
+            return 1
+        key, secret = await accounts.create_api_key(
+            redis, args.account_sid, args.name, iso_ms(utcnow())
+        )
+        print(
+            json.dumps({"sid": key.sid, "secret": secret, "account_sid": key.account_sid}, indent=2)
+        )
+        return 0
+
+    return _run(go, _settings())
+
+
 def cmd_sandbox_messages(args: argparse.Namespace) -> int:
     async def go(redis: Redis) -> int:
-        found = await outbox.list_messages(redis, args.application_id, args.to)
+        found = await outbox.list_messages(redis, args.account_sid, args.to)
         print(json.dumps(found, indent=2, ensure_ascii=False))
         return 0
 
@@ -208,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--status-url", default="")
     p.add_argument("--private-key-out", help="where to write the PKCS#8 private key (0600)")
+    p.add_argument("--account-sid", help="the account it belongs to (default: a new account)")
     p.set_defaults(fn=cmd_apps_create)
     p = apps_p.add_parser("list", help="list applications (no secrets)")
     p.set_defaults(fn=cmd_apps_list)
@@ -218,11 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable", action="store_true", help="re-enable a status URL disabled by a 410")
     p.set_defaults(fn=cmd_apps_update)
 
+    acc = sub.add_parser("accounts", help="manage accounts (both dialects' tenants)")
+    acc_sub = acc.add_subparsers(dest="accounts_command", required=True)
+    p = acc_sub.add_parser("create", help="create an account: account_sid and auth_token")
+    p.add_argument("--name", required=True)
+    p.set_defaults(fn=cmd_accounts_create)
+    keys = acc_sub.add_parser("keys", help="API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    p = keys.add_parser("create", help="create an API key (SK…) and its secret")
+    p.add_argument("--account-sid", required=True)
+    p.add_argument("--name", default="")
+    p.set_defaults(fn=cmd_api_key_create)
+
     sb = sub.add_parser("sandbox", help="inspect the sandbox").add_subparsers(
         dest="sandbox_command", required=True
     )
     p = sb.add_parser("messages", help="messages the sandbox providers delivered")
-    p.add_argument("--application-id", required=True)
+    p.add_argument(
+        "--account-sid", required=True, help="the account (an application's account_sid)"
+    )
     p.add_argument("--to", required=True)
     p.set_defaults(fn=cmd_sandbox_messages)
     return parser

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 __all__ = [
+    "ACCOUNT_PREFIX",
+    "ACCOUNT_SERVICES_PREFIX",
     "ACTIVE_PREFIX",
     "APIKEY_PREFIX",
+    "API_KEY_SID_PREFIX",
     "APPS_SET",
     "APP_PREFIX",
     "JTI_PREFIX",
@@ -13,6 +16,7 @@ __all__ = [
     "SANDBOX_OP_CODE_PREFIX",
     "SA_SESSION_PREFIX",
     "SERVER_KEY",
+    "SERVICE_PREFIX",
     "VERIFICATION_PREFIX",
     "WAKE_CHANNEL",
     "WEBHOOK_FAILED_SET",
@@ -22,6 +26,14 @@ __all__ = [
 PREFIX = "vo:"
 # hash: application record (keys, secrets, status URL)
 APP_PREFIX = PREFIX + "app:"
+# hash: account (AC…) with its auth token
+ACCOUNT_PREFIX = PREFIX + "acct:"
+# hash: API key (SK…) -> account, secret hash
+API_KEY_SID_PREFIX = PREFIX + "sk:"
+# string: Twilio-dialect service (VA…) as JSON
+SERVICE_PREFIX = PREFIX + "svc:"
+# sorted set: an account's services by creation time
+ACCOUNT_SERVICES_PREFIX = PREFIX + "acct-svcs:"
 # set of all application ids
 APPS_SET = PREFIX + "apps"
 # string: api_key -> application id

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
-from . import apps
+from . import accounts, apps
 from .devredis import EmbeddedRedis
 from .settings import Settings
 from .timefmt import iso_ms, utcnow
@@ -67,13 +67,16 @@ async def _demo_app(settings: Settings, data_dir: Path) -> dict[str, Any]:
             if await apps.get_app(redis, saved["application_id"]) is not None:
                 return saved
         status_url = f"{settings.public_url}/dev/webhooks"
-        created = await apps.create_app(redis, "demo", status_url, iso_ms(utcnow()))
+        account = await accounts.create_account(redis, "demo", iso_ms(utcnow()))
+        created = await apps.create_app(redis, "demo", status_url, iso_ms(utcnow()), account.sid)
     finally:
         await redis.aclose()
     key_path = (data_dir / "demo-app.key").resolve()
     key_path.write_text(created.private_key_pem)
     key_path.chmod(0o600)
     saved = {
+        "account_sid": account.sid,
+        "auth_token": account.auth_token,
         "application_id": created.app.id,
         "api_key": created.app.api_key,
         "api_secret": created.api_secret,

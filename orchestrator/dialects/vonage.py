@@ -74,7 +74,7 @@ def _param_name(loc: tuple[int | str, ...]) -> str:
 
 
 def build_verification(
-    req: VerifyRequest, *, tenant: str, now: datetime, sandbox: bool, notify: bool
+    req: VerifyRequest, *, tenant: str, account: str, now: datetime, sandbox: bool, notify: bool
 ) -> Verification:
     """Turn a validated request into a fresh domain verification (not yet started)."""
     problems: list[tuple[str, str]] = []
@@ -118,6 +118,7 @@ def build_verification(
         custom_code=req.code,
         notify=notify,
         dialect="vonage",
+        account=account,
     )
 
 

@@ -55,7 +55,7 @@ class ChannelAdapter(ABC):
     ) -> OutboundMessage:
         return OutboundMessage(
             id=self.message_id(v, step_index),
-            tenant=v.tenant,
+            tenant=v.account or v.tenant,
             request_id=v.request_id,
             channel=self.name,
             to=step.to,
