@@ -19,6 +19,12 @@ from .web import SERVICES
 __all__ = ["setup_routes"]
 
 
+def _rid(request: web.Request) -> str:
+    """Vonage request ids are UUIDs (case-insensitive); Twilio's are VE sids (kept as they are)."""
+    value = request.match_info["request_id"][:64]
+    return value if value.startswith("VE") else value.lower()
+
+
 async def _pending_silent_step(services: Services, request_id: str) -> Verification:
     loaded = await services.store.load(request_id)
     if loaded is None or loaded[0].status is not Status.PENDING:
@@ -37,7 +43,7 @@ async def _pending_silent_step(services: Services, request_id: str) -> Verificat
 async def redirect(request: web.Request) -> web.Response:
     """First hop: the device arrives from the check URL; send it on to its operator."""
     services = request.app[SERVICES]
-    request_id = request.match_info["request_id"].lower()
+    request_id = _rid(request)
     v = await _pending_silent_step(services, request_id[:64])
     step = v.step
     assert step is not None and step.initiated_at is not None
@@ -60,7 +66,7 @@ async def redirect(request: web.Request) -> web.Response:
 async def callback(request: web.Request) -> web.Response:
     """Last hop: the operator sends the device back with a one-time code; settle the step."""
     services = request.app[SERVICES]
-    request_id = request.match_info["request_id"].lower()[:64]
+    request_id = _rid(request)[:64]
     v = await _pending_silent_step(services, request_id)
     step = v.step
     assert step is not None
@@ -86,6 +92,10 @@ async def callback(request: web.Request) -> web.Response:
             ) from None
         raise
     assert t.issued_code is not None
+    if v.dialect == "twilio":
+        # Twilio's SNA clients read a result string; the backend then checks without a code
+        carrier = services.operator.name.replace("&", " ")
+        return web.Response(text=f"ErrorCode=0&ErrorDescription=Success&Carrier={carrier}")
     if redirect_url:
         fragment = urlencode({"request_id": request_id, "code": t.issued_code})
         raise web.HTTPFound(f"{redirect_url}#{fragment}")

@@ -12,7 +12,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from . import auth
-from .dialects import vonage
+from .dialects import twilio, vonage
 from .domain import errors
 from .services import Services, build_services
 from .settings import Settings
@@ -64,9 +64,21 @@ class _BadJSON(Exception):
     pass
 
 
+def _twilio_path(path: str) -> bool:
+    return path.startswith("/v2/Services")
+
+
+def _twilio_response(exc: twilio.TwilioError) -> web.Response:
+    return web.json_response(
+        twilio.error_body(exc.code, exc.message, exc.status), status=exc.status, headers=exc.headers
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves as problem+json with a 4xx, or a logged 500 without a traceback."""
+    """Every failure leaves in its dialect's error shape with a 4xx, or a logged 500 (no traceback)."""
+    if _twilio_path(request.path):
+        return await _twilio_errors(request, handler)
     try:
         return await handler(request)
     except errors.DomainError as exc:
@@ -90,6 +102,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _problem(500, "Internal error", detail, "internal-error")
 
 
+async def _twilio_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except twilio.TwilioError as exc:
+        return _twilio_response(exc)
+    except errors.DomainError as exc:
+        return _twilio_response(twilio.error_for(exc, request.path))
+    except web.HTTPRequestEntityTooLarge:
+        return _twilio_response(twilio.TwilioError(413, 20413, "Request entity too large"))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            message = f"The requested resource {request.path} was not found"
+            return _twilio_response(twilio.TwilioError(404, 20404, message))
+        return _twilio_response(twilio.TwilioError(exc.status, exc.status, exc.reason))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _twilio_response(twilio.TwilioError(500, 20500, "Internal Server Error"))
+
+
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[_SETTINGS]
     redis = Redis.from_url(settings.redis_url)
@@ -108,7 +141,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    from . import api_sandbox, api_silent_auth, api_vonage, openapi
+    from . import api_sandbox, api_silent_auth, api_twilio, api_vonage, openapi
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[_SETTINGS] = settings
@@ -117,6 +150,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/openapi.json", openapi.handler)
     api_vonage.setup_routes(app)
     api_silent_auth.setup_routes(app)
+    api_twilio.setup_routes(app)
     if settings.sandbox:
         api_sandbox.setup_routes(app)
     return app
