@@ -9,7 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import constants
+from . import constants, twilio_webhooks
 from .codes import SecretCodeTools
 from .dialects import vonage
 from .domain.effects import Emit
@@ -50,5 +50,8 @@ async def build_services(settings: Settings, redis: Redis | None = None) -> Serv
     return Services(settings, redis, store, tools, operator)
 
 
-def _render_webhook(v: Verification, emit: Emit, *, public_url: str) -> dict[str, Any]:
+def _render_webhook(v: Verification, emit: Emit, *, public_url: str) -> dict[str, Any] | None:
+    """The webhook message body for `emit`, in the dialect the verification was started in."""
+    if v.dialect == "twilio":
+        return twilio_webhooks.render_event(v, emit)
     return vonage.webhook_body(v, emit, public_url)

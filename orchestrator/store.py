@@ -30,7 +30,8 @@ from .domain.transition import Refused, Transition
 
 __all__ = ["Store", "WebhookRenderer", "message_id"]
 
-WebhookRenderer = Callable[[Verification, Emit], dict[str, Any]]
+# the body of the webhook message for an Emit; None: this dialect sends nothing for it
+WebhookRenderer = Callable[[Verification, Emit], dict[str, Any] | None]
 
 # a pending verification can live at most 3 steps x 900 s; keep it a while longer than that
 PENDING_TTL_MS = 2 * 3600 * 1000
@@ -184,8 +185,11 @@ class Store:
                     ops.append(["zrem", jobs.QUEUE, job_id])
                     ops.append(["del", jobs.job_key(job_id)])
                 case Emit():
+                    rendered = self._render(v, effect)
+                    if rendered is None:
+                        continue
                     mid = message_id(rid, effect.seq)
-                    body = json.dumps(self._render(v, effect), separators=(",", ":"))
+                    body = json.dumps(rendered, separators=(",", ":"))
                     fields = [
                         "tenant",
                         v.tenant,
@@ -197,6 +201,8 @@ class Store:
                         effect.kind,
                         "created_ms",
                         str(now_ms),
+                        "dialect",
+                        v.dialect,
                     ]
                     ops.append(
                         ["hset", constants.WEBHOOK_PREFIX + mid, str(WEBHOOK_TTL_MS), fields]

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import random
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from redis.asyncio import Redis
 
-from orchestrator import constants
+from orchestrator import constants, twilio_webhooks
+from orchestrator.accounts import get_account
 from orchestrator.apps import disable_status_url, get_app
 from orchestrator.netguard import UnsafeURL, is_forbidden_address
-from orchestrator.signing import standard_webhook_headers, vonage_authorization
+from orchestrator.signing import standard_webhook_headers, twilio_signature, vonage_authorization
+from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = ["Attempt", "GuardedResolver", "attempt_delivery", "retry_delay"]
 
@@ -55,7 +58,7 @@ class GuardedResolver(AbstractResolver):
 
 @dataclass(frozen=True)
 class Attempt:
-    outcome: str  # delivered | retry | gone | dropped
+    outcome: str  # delivered | retry | gone | dropped | fanout (copied to each endpoint)
     status: int | None = None
 
 
@@ -83,6 +86,15 @@ async def attempt_delivery(
     record = {k.decode(): v for k, v in raw.items()}
     if record.get("delivered_ms"):
         return Attempt("delivered")
+    if record.get("dialect") == b"twilio":
+        return await _attempt_twilio(
+            redis,
+            session,
+            message_id,
+            record,
+            allow_private=allow_private,
+            request_timeout=request_timeout,
+        )
     app = await get_app(redis, record["tenant"].decode())
     if app is None or not app.status_url or app.status_url_disabled:
         return Attempt("dropped")
@@ -100,6 +112,27 @@ async def attempt_delivery(
         ),
         **standard_webhook_headers(app.webhook_secret, message_id, now, body),
     }
+    status = await _post(session, message_id, url, body, headers, request_timeout)
+    if status is None:
+        return Attempt("retry")
+    if 200 <= status < 300:
+        await redis.hset(constants.WEBHOOK_PREFIX + message_id, "delivered_ms", str(now * 1000))  # type: ignore[misc]
+        return Attempt("delivered", status)
+    if status == 410:
+        await disable_status_url(redis, app.id)
+        return Attempt("gone", status)
+    return Attempt("retry", status)
+
+
+async def _post(
+    session: aiohttp.ClientSession,
+    message_id: str,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    request_timeout: float,
+) -> int | None:
+    """POST once, never following redirects; the response status, or None if none came."""
     try:
         async with session.post(
             url,
@@ -112,11 +145,54 @@ async def attempt_delivery(
             await resp.read()
     except (aiohttp.ClientError, OSError, TimeoutError, UnsafeURL) as exc:
         log.info("webhook %s attempt failed: %s", message_id, type(exc).__name__)
+        return None
+    return status
+
+
+async def _attempt_twilio(
+    redis: Redis,
+    session: aiohttp.ClientSession,
+    message_id: str,
+    record: dict[str, bytes],
+    *,
+    allow_private: bool,
+    request_timeout: float,
+) -> Attempt:
+    """A Twilio event message: fanned out to its service's webhooks on its first job, then
+    each endpoint's copy is POSTed form-encoded and signed with the account's auth token."""
+    service_sid = record["tenant"].decode()
+    webhook_sid = record.get("webhook_sid")
+    if webhook_sid is None:
+        children = await twilio_webhooks.fan_out(redis, message_id, int(time.time() * 1000))
+        log.debug("webhook %s fanned out to %d endpoint(s)", message_id, len(children))
+        return Attempt("fanout")
+    wh = await twilio_webhooks.get_webhook(redis, service_sid, webhook_sid.decode())
+    if wh is None or wh.status != "enabled":
+        return Attempt("dropped")
+    account = await get_account(redis, wh.account_sid)
+    if account is None:
+        return Attempt("dropped")
+    url = wh.webhook_url
+    if not allow_private and _literal_ip_forbidden(url):
+        log.warning("webhook %s not sent: webhook URL address is not public", message_id)
+        return Attempt("retry")
+    params = {str(k): str(v) for k, v in json.loads(record["body"]).items()}
+    body = urlencode(params).encode()
+    now = int(time.time())
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "User-Agent": "verify-orchestrator-webhooks/1",
+        "X-Twilio-Signature": twilio_signature(account.auth_token, url, params),
+        "I-Twilio-Idempotency-Token": message_id,
+        **standard_webhook_headers(account.webhook_secret, message_id, now, body),
+    }
+    status = await _post(session, message_id, url, body, headers, request_timeout)
+    if status is None:
         return Attempt("retry")
     if 200 <= status < 300:
         await redis.hset(constants.WEBHOOK_PREFIX + message_id, "delivered_ms", str(now * 1000))  # type: ignore[misc]
         return Attempt("delivered", status)
     if status == 410:
-        await disable_status_url(redis, app.id)
+        await twilio_webhooks.disable_webhook(redis, service_sid, wh.sid, iso_ms(utcnow()))
         return Attempt("gone", status)
     return Attempt("retry", status)
