@@ -23,8 +23,26 @@ _TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "config" / "templates"
 _FALLBACK_LOCALE = "en-us"
 _CHANNELS = frozenset({"sms", "whatsapp", "voice", "email"})
 _TEXT_KEYS = ("sms", "whatsapp", "voice", "email_subject", "email_body")
-_REQUIRED_KEYS = ("name", *_TEXT_KEYS)
+# Sentences combined with the channel texts: the key to press before a call reads the code
+# (DTMF input), the payment a code confirms (PSD2 dynamic linking), a do-not-share warning.
+_PART_KEYS = ("voice_dtmf", "psd2", "do_not_share")
+_REQUIRED_KEYS = ("name", *_TEXT_KEYS, *_PART_KEYS)
 _PLACEHOLDERS = frozenset({"brand", "code", "minutes", "spoken_code"})
+# key -> (placeholders it may use, placeholders it must use); the channel texts use _PLACEHOLDERS
+_PART_PLACEHOLDERS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
+    "voice_dtmf": (frozenset({"brand", "digit"}), frozenset({"digit"})),
+    "psd2": (
+        frozenset({"brand", "code", "minutes", "amount", "payee"}),
+        frozenset({"brand", "code", "amount", "payee"}),
+    ),
+    "do_not_share": (frozenset({"brand"}), frozenset()),
+}
+# The sms and whatsapp templates already carry a do-not-share warning in every locale
+# (tests/unit/test_messages.py holds each locale to it); the PSD2 sentence does not.
+_WARNED_KEYS = frozenset({"sms", "whatsapp"})
+_DTMF_KEYS = frozenset("0123456789*#")
+# Languages written without spaces between sentences.
+_UNSPACED_LANGUAGES = frozenset({"ja", "zh"})
 _LOCALE_RE = re.compile(r"[a-z]{2,3}-[a-z]{2}")
 _LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
 
@@ -138,13 +156,19 @@ def _load_locale(path: Path) -> Mapping[str, str]:
     missing = [key for key in _REQUIRED_KEYS if not isinstance(data.get(key), str)]
     if missing:
         raise ValueError(f"message template {path} lacks string keys: {', '.join(missing)}")
-    for key in _TEXT_KEYS:
+    for key in (*_TEXT_KEYS, *_PART_KEYS):
+        allowed, required = _PART_PLACEHOLDERS.get(key, (_PLACEHOLDERS, frozenset()))
         template = string.Template(data[key])
-        unknown = set(template.get_identifiers()) - _PLACEHOLDERS
-        if not template.is_valid() or unknown:
+        used = set(template.get_identifiers())
+        if not template.is_valid() or used - allowed:
             raise ValueError(
                 f"message template {path} key {key!r} has invalid or unknown placeholders"
-                f" (allowed: {', '.join(sorted(_PLACEHOLDERS))})"
+                f" (allowed: {', '.join(sorted(allowed))})"
+            )
+        if required - used:
+            raise ValueError(
+                f"message template {path} key {key!r} lacks placeholders:"
+                f" {', '.join(sorted(required - used))}"
             )
     return MappingProxyType({key: data[key] for key in _REQUIRED_KEYS})
 
@@ -208,8 +232,31 @@ def default_locale_for_region(region: str | None) -> str:
     return _FALLBACK_LOCALE
 
 
-def render(channel: str, locale: str, *, brand: str, code: str, minutes: int) -> RenderedMessage:
-    """Fill the `channel` template of a normalized `locale`; ValueError for unknown either."""
+def _join(locale: str, *sentences: str) -> str:
+    """Sentences of one paragraph: space-separated, except in scripts written without spaces."""
+    separator = "" if locale.split("-", 1)[0] in _UNSPACED_LANGUAGES else " "
+    return separator.join(sentence.strip() for sentence in sentences)
+
+
+def render(
+    channel: str,
+    locale: str,
+    *,
+    brand: str,
+    code: str,
+    minutes: int,
+    amount: str | None = None,
+    payee: str | None = None,
+    dtmf_digit: str | None = None,
+    do_not_share: bool = False,
+) -> RenderedMessage:
+    """Fill the `channel` template of a normalized `locale`; ValueError for unknown either.
+
+    `amount` and `payee` (PSD2, both or neither take effect) make the sms, whatsapp and email
+    texts confirm that payment, and the voice script state it before the code. `dtmf_digit`
+    (voice only) starts the script with the request to press that key. `do_not_share` appends
+    the warning to the sms and whatsapp texts that lack one (the PSD2 ones).
+    """
     if channel not in _CHANNELS:
         raise ValueError(
             f"unknown message channel {channel!r}; expected one of {', '.join(sorted(_CHANNELS))}"
@@ -217,19 +264,38 @@ def render(channel: str, locale: str, *, brand: str, code: str, minutes: int) ->
     entry = _templates().get(locale)
     if entry is None:
         raise ValueError(f"unsupported locale {locale!r}; normalize it with normalize_locale()")
+    if dtmf_digit is not None and (len(dtmf_digit) != 1 or dtmf_digit not in _DTMF_KEYS):
+        raise ValueError(f"dtmf_digit must be one key of 0-9, * or #, not {dtmf_digit!r}")
+    spoken_code = ", ".join(ch for ch in code if not ch.isspace())
     values = {
         "brand": brand,
         "code": code,
         "minutes": str(minutes),
         # one character at a time, so text-to-speech reads digits rather than a number
-        "spoken_code": ", ".join(ch for ch in code if not ch.isspace()),
+        "spoken_code": spoken_code,
     }
+
+    def fill(key: str, **more: str) -> str:
+        return string.Template(entry[key]).substitute(values, **more)
+
+    psd2 = bool(amount) and bool(payee)
+    payment = {"amount": amount or "", "payee": payee or ""}
     if channel == "email":
-        return RenderedMessage(
-            locale=locale,
-            text=string.Template(entry["email_body"]).substitute(values),
-            subject=string.Template(entry["email_subject"]).substitute(values),
-        )
-    return RenderedMessage(
-        locale=locale, text=string.Template(entry[channel]).substitute(values), subject=None
-    )
+        body = fill("email_body")
+        if psd2:
+            body = f"{fill('psd2', **payment)}\n\n{body}"
+        return RenderedMessage(locale=locale, text=body, subject=fill("email_subject"))
+    if channel == "voice":
+        # the key prompt comes first: a voice provider waits for that key before reading on
+        parts = [fill("voice_dtmf", digit=dtmf_digit)] if dtmf_digit is not None else []
+        if psd2:
+            parts.append(fill("psd2", code=spoken_code, **payment))
+        parts.append(fill("voice"))
+        return RenderedMessage(locale=locale, text=_join(locale, *parts), subject=None)
+    key = "psd2" if psd2 else channel
+    text = fill(key, **payment) if psd2 else fill(key)
+    if do_not_share and key not in _WARNED_KEYS:
+        warning = fill("do_not_share")
+        if warning not in text:
+            text = _join(locale, text, warning)
+    return RenderedMessage(locale=locale, text=text, subject=None)

@@ -16,7 +16,10 @@ from orchestrator.messages import (
 )
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "config" / "templates"
-KEYS = {"name", "sms", "whatsapp", "voice", "email_subject", "email_body"}
+KEYS = {
+    *("name", "sms", "whatsapp", "voice", "email_subject", "email_body"),
+    *("voice_dtmf", "psd2", "do_not_share"),
+}
 CHANNELS = ("sms", "whatsapp", "voice", "email")
 # The Vonage SDK's locales must all be present.
 VONAGE_LOCALES = (
@@ -211,3 +214,279 @@ def test_every_region_default_is_supported() -> None:
     letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
     for region in (a + b for a in letters for b in letters):
         assert default_locale_for_region(region) in supported
+
+
+# A phrase of each locale's own do-not-share warning, found in both its sms and whatsapp texts:
+# render() relies on those texts carrying a warning and only adds one to the PSD2 sentence.
+WARNING_MARKERS = {
+    "af-za": "moenie",
+    "ar-xa": "لا تشارك",
+    "bg-bg": "не го споделяйте",  # noqa: RUF001
+    "bn-in": "বেন না",
+    "ca-es": "no el comparteixis",
+    "cs-cz": "nesdělujte",
+    "da-dk": "ikke",
+    "de-de": "weiter",
+    "el-gr": "μην τον κοινοποιήσετε",
+    "en-gb": "don't share",
+    "en-us": "share",
+    "es-es": "no lo compartas",
+    "es-mx": "no lo comparta",
+    "es-us": "comparta",
+    "et-ee": "ärge",
+    "fi-fi": "älä",
+    "fr-fr": "personne",
+    "he-il": "אין ל",
+    "hi-in": "साझा न करें",
+    "hr-hr": "nemojte ga nikome davati",
+    "hu-hu": "senki",
+    "id-id": "jangan",
+    "it-it": "non condividerlo con nessuno",
+    "ja-jp": "ないでください",
+    "ko-kr": "지 마세요",
+    "lt-lt": "niekam jo neatskleiskite",
+    "lv-lv": "neizpaudiet to nevienam",
+    "ms-my": "jangan kongsi kod ini",
+    "nb-no": "ikke del",
+    "nl-nl": "met niemand",
+    "pl-pl": "nie udostępniaj go nikomu",
+    "pt-br": "não compartilhe",
+    "pt-pt": "partilhe",
+    "ro-ro": "nu îl comunicați nimănui",
+    "ru-ru": "никому его не сообщайте",  # noqa: RUF001
+    "sk-sk": "neposkytujte",
+    "sv-se": "inte",
+    "th-th": "รหัสนี้กับผู้อื่น",
+    "tl-ph": "huwag",
+    "tr-tr": "kimseyle paylaşmayın",  # noqa: RUF001
+    "uk-ua": "нікому його не повідомляйте",
+    "vi-vn": "không chia sẻ mã này",
+    "zh-cn": "请勿",
+    "zh-hk": "勿",
+    "zh-tw": "請勿",
+}
+AMOUNT, PAYEE = "€39.99", "ACME Ltd"
+
+
+def _load(path: Path) -> dict[str, str]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.stem)
+def test_locale_file_has_payment_key_and_warning_sentences(path: Path) -> None:
+    data = _load(path)
+    assert "${digit}" in data["voice_dtmf"]
+    assert "${code}" not in data["voice_dtmf"]
+    assert "${spoken_code}" not in data["voice_dtmf"]
+    for placeholder in ("${code}", "${amount}", "${payee}", "${brand}"):
+        assert data["psd2"].count(placeholder) == 1, placeholder
+    assert "${" not in data["do_not_share"]
+    for key in ("voice_dtmf", "psd2", "do_not_share"):
+        assert "\n" not in data[key].strip(), key
+    # these sentences are new per locale: never left in English outside the English locales
+    if not path.stem.startswith("en-"):
+        assert data["psd2"] != _load(TEMPLATES_DIR / "en-us.toml")["psd2"]
+        assert data["do_not_share"] != _load(TEMPLATES_DIR / "en-us.toml")["do_not_share"]
+
+
+def test_warning_markers_cover_every_locale() -> None:
+    assert set(WARNING_MARKERS) == set(supported_locales())
+
+
+@pytest.mark.parametrize("locale", supported_locales())
+def test_sms_and_whatsapp_already_carry_a_warning(locale: str) -> None:
+    marker = WARNING_MARKERS[locale]
+    for channel in ("sms", "whatsapp"):
+        plain = render(channel, locale, brand="Acme", code="493817", minutes=10)
+        assert marker in plain.text.casefold(), channel
+        warned = render(channel, locale, brand="Acme", code="493817", minutes=10, do_not_share=True)
+        assert warned == plain  # nothing to add
+
+
+@pytest.mark.parametrize("locale", supported_locales())
+def test_render_psd2_in_every_locale(locale: str) -> None:
+    data = _load(TEMPLATES_DIR / f"{locale}.toml")
+    for channel in ("sms", "whatsapp"):
+        message = render(
+            channel, locale, brand="Acme", code="493817", minutes=10, amount=AMOUNT, payee=PAYEE
+        )
+        assert message.subject is None
+        for value in ("493817", "€39.99", "ACME Ltd", "Acme"):
+            assert value in message.text, (channel, value)
+        assert "${" not in message.text
+        # the payment sentence lacks a warning: do_not_share adds the locale's own
+        warned = render(
+            channel,
+            locale,
+            brand="Acme",
+            code="493817",
+            minutes=10,
+            do_not_share=True,
+            amount=AMOUNT,
+            payee=PAYEE,
+        )
+        assert warned.text.startswith(message.text)
+        assert warned.text.endswith(data["do_not_share"])
+    email = render(
+        "email", locale, brand="Acme", code="493817", minutes=10, amount=AMOUNT, payee=PAYEE
+    )
+    plain_email = render("email", locale, brand="Acme", code="493817", minutes=10)
+    assert email.subject == plain_email.subject
+    assert email.text.endswith(plain_email.text)
+    assert "€39.99" in email.text.split("\n\n")[0]
+    assert "ACME Ltd" in email.text.split("\n\n")[0]
+    voice = render(
+        "voice", locale, brand="Acme", code="493817", minutes=10, amount=AMOUNT, payee=PAYEE
+    )
+    plain_voice = render("voice", locale, brand="Acme", code="493817", minutes=10)
+    assert voice.text.endswith(plain_voice.text)
+    assert "€39.99" in voice.text
+    assert "ACME Ltd" in voice.text
+    assert "493817" not in voice.text  # spoken digit by digit, like the rest of the script
+    # the payment sentence (with the code in it) comes before the usual script
+    assert voice.text.index("ACME Ltd") < len(voice.text) - len(plain_voice.text)
+
+
+@pytest.mark.parametrize("locale", supported_locales())
+def test_render_dtmf_prompt_leads_the_voice_script(locale: str) -> None:
+    plain = render("voice", locale, brand="Acme", code="493817", minutes=10)
+    message = render("voice", locale, brand="Acme", code="493817", minutes=10, dtmf_digit="7")
+    expected_prompt = (
+        _load(TEMPLATES_DIR / f"{locale}.toml")["voice_dtmf"]
+        .replace("${digit}", "7")
+        .replace("${brand}", "Acme")
+    )
+    assert message.text.startswith(expected_prompt)
+    assert message.text.endswith(plain.text)
+    assert message.text.index("7") < message.text.index("4, 9, 3, 8, 1, 7")
+
+
+def test_render_english_payment_texts() -> None:
+    sms = render("sms", "en-us", brand="Shop", code="1234", minutes=10, amount=AMOUNT, payee=PAYEE)
+    assert sms.text == "Code 1234 confirms your payment of €39.99 to ACME Ltd with Shop."
+    warned = render(
+        "sms",
+        "en-us",
+        brand="Shop",
+        code="1234",
+        minutes=10,
+        do_not_share=True,
+        amount=AMOUNT,
+        payee=PAYEE,
+    )
+    assert warned.text == sms.text + " Do not share this code with anyone."
+    voice = render(
+        "voice",
+        "en-us",
+        brand="Shop",
+        code="1234",
+        minutes=10,
+        dtmf_digit="5",
+        amount=AMOUNT,
+        payee=PAYEE,
+    )
+    assert voice.text.startswith(
+        "To hear your Shop verification code, press 5."
+        " Code 1, 2, 3, 4 confirms your payment of €39.99 to ACME Ltd with Shop."
+        " Hello, this is Shop."
+    )
+    email = render(
+        "email", "en-us", brand="Shop", code="1234", minutes=10, amount=AMOUNT, payee=PAYEE
+    )
+    assert email.subject == "Your Shop verification code"
+    assert email.text.startswith(
+        "Code 1234 confirms your payment of €39.99 to ACME Ltd with Shop.\n\nHello,"
+    )
+
+
+def test_render_cjk_sentences_join_without_spaces() -> None:
+    text = render(
+        "sms",
+        "ja-jp",
+        brand="Acme",
+        code="1234",
+        minutes=10,
+        do_not_share=True,
+        amount=AMOUNT,
+        payee=PAYEE,
+    ).text
+    assert text.endswith("です。このコードは誰にも教えないでください。")
+
+
+@pytest.mark.parametrize(
+    ("amount", "payee"), [("€5", None), (None, "ACME"), ("", "ACME"), ("€5", "")]
+)
+def test_render_psd2_needs_amount_and_payee(amount: str | None, payee: str | None) -> None:
+    plain = render("sms", "en-us", brand="Acme", code="1234", minutes=10)
+    partial = render(
+        "sms", "en-us", brand="Acme", code="1234", minutes=10, amount=amount, payee=payee
+    )
+    assert partial == plain
+
+
+def test_render_psd2_values_stay_literal() -> None:
+    text = render(
+        "sms", "en-us", brand="Acme", code="1234", minutes=10, amount="$5 ${code}", payee="${brand}"
+    ).text
+    assert text == "Code 1234 confirms your payment of $5 ${code} to ${brand} with Acme."
+
+
+def test_render_dtmf_only_changes_voice() -> None:
+    for channel in ("sms", "whatsapp", "email"):
+        plain = render(channel, "en-us", brand="Acme", code="1234", minutes=10)
+        assert (
+            render(channel, "en-us", brand="Acme", code="1234", minutes=10, dtmf_digit="3") == plain
+        )
+
+
+def test_render_warning_only_changes_sms_and_whatsapp() -> None:
+    for channel in ("voice", "email"):
+        plain = render(
+            channel, "en-us", brand="Acme", code="1234", minutes=10, amount=AMOUNT, payee=PAYEE
+        )
+        warned = render(
+            channel,
+            "en-us",
+            brand="Acme",
+            code="1234",
+            minutes=10,
+            do_not_share=True,
+            amount=AMOUNT,
+            payee=PAYEE,
+        )
+        assert warned == plain
+
+
+@pytest.mark.parametrize("digit", ["", "12", "a", " ", "٣"])
+def test_render_rejects_a_bad_dtmf_digit(digit: str) -> None:
+    with pytest.raises(ValueError, match="dtmf_digit"):
+        render("voice", "en-us", brand="Acme", code="1234", minutes=10, dtmf_digit=digit)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("psd2", "Code ${code} for ${amount} with ${brand}.", "lacks placeholders: payee"),
+        ("psd2", "Code ${spoken_code} ${code} ${amount} ${payee} ${brand}.", "unknown"),
+        ("voice_dtmf", "Press a key for ${brand}.", "lacks placeholders: digit"),
+        ("do_not_share", "Never share ${code}.", "unknown"),
+    ],
+)
+def test_loading_validates_the_new_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str, match: str
+) -> None:
+    from orchestrator import messages
+
+    source = (TEMPLATES_DIR / "en-us.toml").read_text("utf-8")
+    lines = [
+        f'{key} = "{value}"' if line.startswith(f"{key} = ") else line
+        for line in source.split("\n")
+    ]
+    (tmp_path / "en-us.toml").write_text("\n".join(lines), "utf-8")
+    with pytest.raises(ValueError, match=match):
+        messages._load_locale(tmp_path / "en-us.toml")
+    missing = [line for line in source.split("\n") if not line.startswith(f"{key} = ")]
+    (tmp_path / "en-us.toml").write_text("\n".join(missing), "utf-8")
+    with pytest.raises(ValueError, match=f"lacks string keys: {key}"):
+        messages._load_locale(tmp_path / "en-us.toml")

@@ -52,6 +52,7 @@ class ChannelAdapter(ABC):
         text: str,
         subject: str | None = None,
         sender: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> OutboundMessage:
         return OutboundMessage(
             id=self.message_id(v, step_index),
@@ -64,4 +65,5 @@ class ChannelAdapter(ABC):
             code=code,
             locale=v.locale,
             subject=subject,
+            extra=dict(extra or {}),
         )

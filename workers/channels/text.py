@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from orchestrator import messages
-from orchestrator.domain.models import Verification
+from orchestrator.domain.models import Step, Verification
 
 from .base import ChannelAdapter, OutboundMessage
 
 __all__ = ["EmailChannel", "SmsChannel", "VoiceChannel", "WhatsAppChannel"]
+
+
+def _option(step: Step, key: str) -> str | None:
+    """A non-empty string option of the step, else None (options are kept verbatim)."""
+    value = step.options.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _render(
+    channel: str, adapter: ChannelAdapter, v: Verification, step: Step, code: str
+) -> messages.RenderedMessage:
+    """Render `channel`'s text with the step's per-message options (PSD2, DTMF, warning)."""
+    return messages.render(
+        channel,
+        v.locale,
+        brand=v.brand,
+        code=code,
+        minutes=adapter.minutes(v),
+        amount=_option(step, "amount"),
+        payee=_option(step, "payee"),
+        dtmf_digit=_option(step, "dtmf_digit") if channel == "voice" else None,
+        do_not_share=step.options.get("do_not_share_warning") is True,
+    )
 
 
 class SmsChannel(ChannelAdapter):
@@ -15,11 +40,8 @@ class SmsChannel(ChannelAdapter):
 
     def compose(self, v: Verification, step_index: int, code: str) -> OutboundMessage:
         step = v.steps[step_index]
-        rendered = messages.render(
-            "sms", v.locale, brand=v.brand, code=code, minutes=self.minutes(v)
-        )
-        text = rendered.text
-        app_hash = step.options.get("app_hash")
+        text = _render("sms", self, v, step, code).text
+        app_hash = _option(step, "app_hash")
         if app_hash:
             # Android's SMS Retriever reads the app hash from the message's last line
             text = f"{text}\n{app_hash}"
@@ -31,21 +53,22 @@ class WhatsAppChannel(ChannelAdapter):
 
     def compose(self, v: Verification, step_index: int, code: str) -> OutboundMessage:
         step = v.steps[step_index]
-        rendered = messages.render(
-            "whatsapp", v.locale, brand=v.brand, code=code, minutes=self.minutes(v)
-        )
+        rendered = _render("whatsapp", self, v, step, code)
         return self._message(v, step_index, step, code, rendered.text)
 
 
 class VoiceChannel(ChannelAdapter):
     name = "voice"
 
+    # what a voice provider needs besides the script: digits to dial once the call connects
+    # (an extension), the key the callee must press before the code is read, the TTS voice
+    _EXTRA_KEYS = ("send_digits", "dtmf_digit", "tts_name")
+
     def compose(self, v: Verification, step_index: int, code: str) -> OutboundMessage:
         step = v.steps[step_index]
-        rendered = messages.render(
-            "voice", v.locale, brand=v.brand, code=code, minutes=self.minutes(v)
-        )
-        return self._message(v, step_index, step, code, rendered.text)
+        rendered = _render("voice", self, v, step, code)
+        extra = {key: value for key in self._EXTRA_KEYS if (value := _option(step, key))}
+        return self._message(v, step_index, step, code, rendered.text, extra=extra)
 
 
 class EmailChannel(ChannelAdapter):
@@ -56,9 +79,18 @@ class EmailChannel(ChannelAdapter):
 
     def compose(self, v: Verification, step_index: int, code: str) -> OutboundMessage:
         step = v.steps[step_index]
-        rendered = messages.render(
-            "email", v.locale, brand=v.brand, code=code, minutes=self.minutes(v)
-        )
+        rendered = _render("email", self, v, step, code)
+        extra: dict[str, Any] = {
+            key: value for key in ("from_name", "template_id") if (value := _option(step, key))
+        }
+        substitutions = step.options.get("substitutions")
+        if isinstance(substitutions, dict):
+            # for a provider's dynamic template (SendGrid); the plain text stays the template's
+            kept = {
+                k: s for k, s in substitutions.items() if isinstance(k, str) and isinstance(s, str)
+            }
+            if kept:
+                extra["substitutions"] = kept
         return self._message(
             v,
             step_index,
@@ -67,4 +99,5 @@ class EmailChannel(ChannelAdapter):
             rendered.text,
             subject=rendered.subject,
             sender=self.default_sender,
+            extra=extra,
         )
