@@ -28,6 +28,14 @@ __all__ = ["base_url", "service_for", "setup_routes", "twilio_account"]
 _EMAIL_MAX = 254
 
 
+def _is_email(value: object) -> bool:
+    """A non-empty local part and domain around exactly one '@', without whitespace."""
+    if not isinstance(value, str):
+        return False
+    local, _, domain = value.partition("@")
+    return bool(local and domain) and "@" not in domain and not any(c.isspace() for c in value)
+
+
 def base_url(request: web.Request) -> str:
     """Absolute URLs in resources point at whoever the client called (SDK pagination needs it)."""
     return f"{request.scheme}://{request.host}"
@@ -55,7 +63,11 @@ async def service_for(request: web.Request) -> tuple[Services, Service]:
 
 
 async def _form(request: web.Request) -> Form:
-    return Form(await request.post())
+    try:
+        return Form(await request.post())
+    except (ValueError, LookupError):
+        # undecodable bytes, an unknown charset or a broken multipart body: the caller's 400
+        raise invalid("body") from None
 
 
 # ---- Services -----------------------------------------------------------------------------------
@@ -149,6 +161,14 @@ async def update_service(request: web.Request) -> web.Response:
 async def delete_service(request: web.Request) -> web.Response:
     services, service = await service_for(request)
     await verify_services.delete_service(services.redis, service)
+    # what hangs off the service goes with it (pending verifications expire by themselves)
+    from . import ratelimits, twilio_webhooks
+
+    rate_limits, _ = await ratelimits.list_rate_limits(services.redis, service.sid, 0, 10**6)
+    for rate_limit in rate_limits:
+        await ratelimits.delete_rate_limit(services.redis, rate_limit)
+    for hook in await twilio_webhooks.service_webhooks(services.redis, service.sid):
+        await twilio_webhooks.delete_webhook(services.redis, hook)
     return web.Response(status=204)
 
 
@@ -198,11 +218,12 @@ def _destination(form: Form, channel: str, sandbox: bool) -> str:
     to = form.text("To", required=True, max_len=_EMAIL_MAX)
     assert to is not None
     if channel == "email":
-        if "@" not in to or to.startswith("@") or to.endswith("@") or " " in to:
+        if not _is_email(to):
             raise invalid("To")
         return to
     digits = to[1:] if to.startswith("+") else to
-    parsed = parse_msisdn(digits, sandbox=sandbox)
+    # ASCII only: `\d` also matches other scripts' digits, which would dodge the per-To lock
+    parsed = parse_msisdn(digits, sandbox=sandbox) if digits.isascii() else None
     if parsed is None or not to.startswith("+"):
         raise invalid("To")
     return parsed
@@ -230,7 +251,10 @@ async def _steps(
             options["tts_name"] = service.tts_name
     sender = None
     if channel == "email" and config:
-        sender = str(config["from"]) if isinstance(config.get("from"), str) else None
+        # Twilio: `from` is optional, but when given it must be a valid email address
+        if config.get("from") is not None and not _is_email(config["from"]):
+            raise invalid("ChannelConfiguration")
+        sender = config.get("from")
         for key in ("from_name", "template_id", "substitutions"):
             if key in config:
                 options[key] = config[key]

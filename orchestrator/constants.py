@@ -10,13 +10,21 @@ __all__ = [
     "API_KEY_SID_PREFIX",
     "APPS_SET",
     "APP_PREFIX",
+    "BUCKET_PREFIX",
     "JTI_PREFIX",
     "OUTBOX_PREFIX",
     "OUTBOX_SEEN_PREFIX",
+    "RATE_LIMIT_BUCKETS_PREFIX",
+    "RATE_LIMIT_NAMES_PREFIX",
+    "RATE_LIMIT_PREFIX",
+    "RATE_WINDOW_PREFIX",
     "SANDBOX_OP_CODE_PREFIX",
     "SA_SESSION_PREFIX",
     "SERVER_KEY",
     "SERVICE_PREFIX",
+    "SERVICE_RATE_LIMITS_PREFIX",
+    "SERVICE_WEBHOOKS_PREFIX",
+    "TWILIO_WEBHOOK_PREFIX",
     "VERIFICATION_PREFIX",
     "WAKE_CHANNEL",
     "WEBHOOK_FAILED_SET",
@@ -34,6 +42,18 @@ API_KEY_SID_PREFIX = PREFIX + "sk:"
 SERVICE_PREFIX = PREFIX + "svc:"
 # sorted set: an account's services by creation time
 ACCOUNT_SERVICES_PREFIX = PREFIX + "acct-svcs:"
+# string: Twilio-dialect rate limit (RK…) as JSON
+RATE_LIMIT_PREFIX = PREFIX + "rl:"
+# sorted set: a service's rate limits (RK…) by creation time
+SERVICE_RATE_LIMITS_PREFIX = PREFIX + "svc-rls:"
+# hash: a service's rate limit unique_name -> RK sid (uniqueness per service)
+RATE_LIMIT_NAMES_PREFIX = PREFIX + "rl-names:"
+# string: a rate limit's bucket (BL…) as JSON
+BUCKET_PREFIX = PREFIX + "bl:"
+# sorted set: a rate limit's buckets (BL…) by creation time
+RATE_LIMIT_BUCKETS_PREFIX = PREFIX + "rl-bls:"
+# sorted set with TTL: "<bucket sid>:<value hash>" -> start times in the bucket's sliding window
+RATE_WINDOW_PREFIX = PREFIX + "rlw:"
 # set of all application ids
 APPS_SET = PREFIX + "apps"
 # string: api_key -> application id
@@ -52,6 +72,10 @@ SANDBOX_OP_CODE_PREFIX = PREFIX + "sbop:"
 OUTBOX_PREFIX = PREFIX + "outbox:"
 # string: message ids the sandbox already delivered (idempotent sends)
 OUTBOX_SEEN_PREFIX = PREFIX + "outbox-seen:"
+# string: Twilio-dialect webhook subscription (YW…) as JSON
+TWILIO_WEBHOOK_PREFIX = PREFIX + "tw-wh:"
+# sorted set: a service's webhook subscriptions (YW…) by creation time
+SERVICE_WEBHOOKS_PREFIX = PREFIX + "svc-whs:"
 # hash: one webhook message (url, body, attempts)
 WEBHOOK_PREFIX = PREFIX + "wh:"
 # sorted set: webhook messages whose attempts were exhausted, by time

@@ -106,6 +106,7 @@ Verify Orchestrator dev server on {url} (sandbox on, Redis embedded)
   private key     {app["private_key_path"]}
   api key/secret  {basic}
   webhooks        printed here (status URL {app["status_url"]})
+  Twilio dialect  account {app.get("account_sid")}  auth token {app.get("auth_token")}
 
 Start a verification:
   curl -s -u {basic} -H 'Content-Type: application/json' {url}/v2/verify \\
@@ -114,6 +115,11 @@ Read the code the sandbox "sent":
   curl -s -u {basic} '{url}/sandbox/v1/messages?to=447700900000'
 Check it:
   curl -s -u {basic} -H 'Content-Type: application/json' {url}/v2/verify/REQUEST_ID -d '{{"code":"1234"}}'
+
+Twilio dialect (create a service once, then verifications):
+  curl -s -u {app.get("account_sid")}:{app.get("auth_token")} {url}/v2/Services -d FriendlyName=ACME
+  curl -s -u {app.get("account_sid")}:{app.get("auth_token")} {url}/v2/Services/VA.../Verifications \
+    --data-urlencode To=+447700900000 -d Channel=sms
 
 Python (official vonage SDK; it speaks https only, so send it through plain http here):
   from vonage import Auth, HttpClientOptions, Vonage

@@ -141,7 +141,15 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    from . import api_sandbox, api_silent_auth, api_twilio, api_vonage, openapi
+    from . import (
+        api_sandbox,
+        api_silent_auth,
+        api_twilio,
+        api_twilio_ratelimits,
+        api_twilio_webhooks,
+        api_vonage,
+        openapi,
+    )
 
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[_SETTINGS] = settings
@@ -151,6 +159,8 @@ def create_app(settings: Settings) -> web.Application:
     api_vonage.setup_routes(app)
     api_silent_auth.setup_routes(app)
     api_twilio.setup_routes(app)
+    api_twilio_webhooks.setup_routes(app)
+    api_twilio_ratelimits.setup_routes(app)
     if settings.sandbox:
         api_sandbox.setup_routes(app)
     return app

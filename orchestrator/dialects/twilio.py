@@ -33,7 +33,11 @@ TWILIO_RULES = Rules(
     lifetime=600,
     keep_code=True,
     report_cancel=True,
+    pending_after_silent_failure=True,
 )
+# silent-auth failure reasons -> Twilio SNA error codes (60519 number mismatch; 60500 any other
+# carrier-side failure). The exact catalogue of 605xx codes is not public in full.
+_SNA_ERRORS = {"Device MSISDN does not match.": 60519}
 
 # wire channel name -> domain channel
 CHANNELS: dict[str, Channel] = {
@@ -182,7 +186,7 @@ def check_resource(v: Verification) -> dict[str, Any]:
         "valid": v.status is Status.COMPLETED,
         "amount": v.extra.get("amount"),
         "payee": v.extra.get("payee"),
-        "sna_attempts_error_codes": v.extra.get("sna_errors", []),
+        "sna_attempts_error_codes": [_SNA_ERRORS.get(reason, 60500) for reason in v.sa_failures],
         "date_created": tw_date(v.created_at),
         "date_updated": tw_date(_updated(v)),
     }

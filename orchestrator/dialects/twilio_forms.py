@@ -71,7 +71,7 @@ class Form:
         value = self.text(name, max_len=12)
         if value is None:
             return None
-        if not re.fullmatch(r"-?\d+", value) or not lo <= int(value) <= hi:
+        if not re.fullmatch(r"-?[0-9]+", value) or not lo <= int(value) <= hi:
             raise invalid(name)
         return int(value)
 

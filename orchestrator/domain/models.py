@@ -68,6 +68,9 @@ class Rules(BaseModel):
     keep_code: bool = False
     # a cancelled verification still reports its end (Twilio's verification.canceled)
     report_cancel: bool = False
+    # a failed silent-auth attempt with no step after it leaves the verification pending
+    # (Twilio: checks answer "pending", a resend may try again, the lifetime ends it)
+    pending_after_silent_failure: bool = False
 
 
 class Verification(BaseModel):
@@ -106,6 +109,8 @@ class Verification(BaseModel):
     account: str = ""
     # silent auth: the operator confirmed the device is on the number (Twilio checks need no code)
     sa_verified: bool = False
+    # why each failed silent-auth attempt failed, in order (Twilio: sna_attempts_error_codes)
+    sa_failures: list[str] = Field(default_factory=list)
     # dialect-specific data kept verbatim (Twilio: amount, payee, lookup, attempt sids, ...)
     extra: dict[str, Any] = Field(default_factory=dict)
 

@@ -167,7 +167,10 @@ def _device_result(t: Transition, event: DeviceResult, now: datetime, tools: Cod
         return
     status = StepStatus.USER_REJECTED if event.outcome == "user_rejected" else StepStatus.FAILED
     _finish_step(t, status, now)
-    _advance_or_end(t, Status.FAILED, now, tools)
+    v.sa_failures.append(event.reason or event.outcome)
+    last = v.current + 1 >= len(v.steps)
+    if not (last and v.rules.pending_after_silent_failure):
+        _advance_or_end(t, Status.FAILED, now, tools)
     raise Refused(t, errors.SilentAuthFailed(event.reason))
 
 
