@@ -11,6 +11,12 @@ __all__ = [
     "APPS_SET",
     "APP_PREFIX",
     "BUCKET_PREFIX",
+    "CHALLENGE_INDEX_PREFIX",
+    "CHALLENGE_PREFIX",
+    "ENTITY_INDEX_PREFIX",
+    "ENTITY_PREFIX",
+    "FACTOR_INDEX_PREFIX",
+    "FACTOR_PREFIX",
     "JTI_PREFIX",
     "OUTBOX_PREFIX",
     "OUTBOX_SEEN_PREFIX",
@@ -54,6 +60,13 @@ BUCKET_PREFIX = PREFIX + "bl:"
 RATE_LIMIT_BUCKETS_PREFIX = PREFIX + "rl-bls:"
 # sorted set with TTL: "<bucket sid>:<value hash>" -> start times in the bucket's sliding window
 RATE_WINDOW_PREFIX = PREFIX + "rlw:"
+# Entity → Factor → Challenge (strings of JSON, and sorted-set indexes by creation time)
+ENTITY_PREFIX = PREFIX + "entity:"
+ENTITY_INDEX_PREFIX = PREFIX + "entities:"
+FACTOR_PREFIX = PREFIX + "factor:"
+FACTOR_INDEX_PREFIX = PREFIX + "factors:"
+CHALLENGE_PREFIX = PREFIX + "challenge:"
+CHALLENGE_INDEX_PREFIX = PREFIX + "challenges:"
 # set of all application ids
 APPS_SET = PREFIX + "apps"
 # string: api_key -> application id

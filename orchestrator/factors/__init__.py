@@ -1,0 +1,1 @@
+"""Entity → Factor → Challenge: push, TOTP and passkey factors (Twilio Verify's data model)."""
