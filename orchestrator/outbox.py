@@ -9,19 +9,22 @@ from typing import Any
 from redis.asyncio import Redis
 
 from . import constants
+from .luascripts import registered
 
 __all__ = ["OUTBOX_TTL", "append", "destination_key", "list_messages"]
 
 OUTBOX_TTL = 86400
 OUTBOX_MAX = 200
 _NON_DIGITS = re.compile(r"\D")
+_PHONE_LIKE = re.compile(r"^[\s+()\-.0-9]+$")
 
 
 def destination_key(to: str) -> str:
-    """Phone numbers match on their digits (+44 7700… equals 447700…); emails case-insensitively."""
-    if "@" in to:
-        return to.strip().lower()
-    return _NON_DIGITS.sub("", to)
+    """Phone numbers match on their digits (+44 7700… equals 447700…); anything else (emails,
+    push factor sids) case-insensitively as written."""
+    if _PHONE_LIKE.match(to):
+        return _NON_DIGITS.sub("", to)
+    return to.strip().lower()
 
 
 _APPEND = """
@@ -39,9 +42,9 @@ async def append(redis: Redis, tenant: str, message: dict[str, Any]) -> bool:
     """Record one message; a second delivery of the same message id is a no-op (False)."""
     seen = f"{constants.OUTBOX_SEEN_PREFIX}{message['id']}"
     key = f"{constants.OUTBOX_PREFIX}{tenant}:{destination_key(str(message['to']))}"
-    added = await redis.eval(
-        _APPEND, 2, seen, key, json.dumps(message), str(OUTBOX_TTL), str(OUTBOX_MAX)
-    )  # type: ignore[misc]
+    added = await registered(redis, _APPEND)(
+        keys=[seen, key], args=[json.dumps(message), str(OUTBOX_TTL), str(OUTBOX_MAX)]
+    )
     return bool(added)
 
 

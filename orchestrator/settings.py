@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     webhook_retry_schedule: list[float] = Field(default_factory=lambda: [5.0, 300.0, 1800.0])
     webhook_retry_jitter: float = Field(default=0.2, ge=0, le=1)
     webhook_timeout_seconds: float = Field(default=15, gt=0)
+    # a provider send that takes longer fails the step over to the next channel
+    send_timeout_seconds: float = Field(default=10, gt=0)
     max_body_bytes: int = Field(default=65536, ge=1024)
     worker_poll_delay: float = Field(default=0.25, gt=0)
     worker_max_jobs: int = Field(default=200, ge=1)
@@ -62,7 +64,38 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_from: str = "verify@localhost"
+    # who delivers Verify Push challenges: "sandbox" (only while `sandbox` is on), "fcm", "apns",
+    # or "fcm+apns" (each factor by its notification_platform)
+    push_provider: Literal["sandbox", "fcm", "apns", "fcm+apns"] = "sandbox"
+    fcm_project_id: str | None = None  # unset: the service account's own project_id
+    fcm_service_account_file: Path | None = None  # a Google service-account JSON key
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    apns_key_file: Path | None = None  # the .p8 token-signing key from Apple
+    apns_key_id: str | None = None
+    apns_team_id: str | None = None
+    apns_topic: str | None = None  # the app's bundle id
+    apns_base_url: str = "https://api.push.apple.com"  # development: api.sandbox.push.apple.com
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # ---- fraud guard (orchestrator/fraud.py); a limit of 0 turns that check off ----
+    fraud_enabled: bool = True
+    # starts per destination (per application/service) in a sliding window
+    fraud_number_limit: int = Field(default=5, ge=0)
+    fraud_number_window_seconds: int = Field(default=600, ge=1)
+    # starts per client IP (the address that called the API) in a sliding window
+    fraud_ip_limit: int = Field(default=30, ge=0)
+    fraud_ip_window_seconds: int = Field(default=600, ge=1)
+    # adaptive per-country-calling-code budget: starts per bucket may reach
+    # max(floor, multiplier x the busiest bucket's completions over the last `window_buckets`)
+    fraud_prefix_floor: int = Field(default=20, ge=0)
+    fraud_prefix_multiplier: float = Field(default=3.0, ge=0)
+    fraud_prefix_bucket_seconds: int = Field(default=3600, ge=1)
+    fraud_prefix_window_buckets: int = Field(default=24, ge=1, le=168)
+    # Basic-auth brute force: failed attempts per username / per client IP before a 429
+    auth_fail_limit: int = Field(default=10, ge=0)
+    auth_fail_ip_limit: int = Field(default=100, ge=0)
+    auth_fail_window_seconds: int = Field(default=300, ge=1)
+    # the worker's own Prometheus endpoint (the web process serves GET /metrics)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @classmethod
     def settings_customise_sources(
