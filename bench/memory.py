@@ -1,11 +1,14 @@
 """Redis memory per pending verification: INFO used_memory delta over a batch of starts.
 
+Both readings are taken with the worker drained and Redis' client buffers settled (SETTLE_S).
+
 Everything counts (verification hash, destination lock, timeout job and its queue entry, outbox
 list and dedupe key, allocator and dict overhead): that is what a pending verification costs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from redis.asyncio import Redis
@@ -27,11 +30,19 @@ _TENANT = re.compile(
 
 
 _STATS = ("clients.normal", "lua.caches", "dataset.bytes")
+# Redis frees a client's idle query buffer (16 KB+) after 2 s of idleness (clientsCron); read
+# used_memory only then, so the ~150 connections of serve and worker that were just busy do not
+# count as per-verification memory (they added 1-2 KB per pending to a 2,000-start batch)
+SETTLE_S = 3.0
 _DB_STATS = ("overhead.hashtable.main", "overhead.hashtable.expires")
 
 
 async def _used_memory(redis: Redis) -> int:
     return int((await redis.info("memory"))["used_memory"])
+
+
+async def _clients(redis: Redis) -> int:
+    return int((await redis.info("clients"))["connected_clients"])
 
 
 async def _stats(redis: Redis) -> dict[str, int]:
@@ -52,7 +63,10 @@ async def memory_per_pending(
     concurrency: int,
 ) -> dict[str, object]:
     await drain(redis, procs)
+    unsettled_before = await _used_memory(redis)
+    await asyncio.sleep(SETTLE_S)
     before, keys_before = await _used_memory(redis), int(await redis.dbsize())
+    clients_before = await _clients(redis)
     stats_before = await _stats(redis)
     started: list[tuple[str, str]] = []
 
@@ -65,7 +79,10 @@ async def memory_per_pending(
 
     result = await closed_loop(op, concurrency=concurrency, ok={"202"}, count=n)
     drained = await drain(redis, procs)
+    unsettled_after = await _used_memory(redis)
+    await asyncio.sleep(SETTLE_S)
     after, keys_after = await _used_memory(redis), int(await redis.dbsize())
+    clients_after = await _clients(redis)
     stats_after = await _stats(redis)
     pending = len(started)
     out: dict[str, object] = {
@@ -74,11 +91,19 @@ async def memory_per_pending(
         "used_memory_delta": after - before,
         "keys_per_pending": round((keys_after - keys_before) / pending, 2) if pending else None,
         "bytes_per_pending": round((after - before) / pending) if pending else None,
+        # the same, read at once after each drain (the figure before SETTLE_S was added): it
+        # also counts the query buffers of the connections that were just busy
+        "bytes_per_pending_unsettled": (
+            round((unsettled_after - unsettled_before) / pending) if pending else None
+        ),
         "drain": drained,
         # where the delta went: keyspace tables double in steps (a doubling inside the batch
         # adds ~8 bytes x table size at once), client buffers come and go
         "memory_stats_delta": {k: stats_after[k] - v for k, v in stats_before.items()},
         "keys_before": keys_before,
+        # connections opened during the batch (a worker running more jobs at once) are in the
+        # delta too: on Redis 6 their query buffers (16 KB+ each) count as dataset, not clients
+        "connected_clients": [clients_before, clients_after],
     }
     if started:
         out["one_verification"] = await _breakdown(redis, *started[0])

@@ -166,10 +166,17 @@ def _print_memory(mem: Any) -> None:
         return
     print(
         f"  batch of {mem['n']} starts: {mem['used_memory_delta']:,} bytes → "
-        f"{mem['bytes_per_pending']} bytes/pending, {mem['keys_per_pending']} keys/pending"
+        f"{mem['bytes_per_pending']} bytes/pending, {mem['keys_per_pending']} keys/pending "
+        f"(read {mem.get('bytes_per_pending_unsettled')} without letting client buffers settle)"
     )
     deltas = ", ".join(f"{k} {v:+,}" for k, v in mem.get("memory_stats_delta", {}).items())
     print(f"  MEMORY STATS deltas: {deltas} (with {mem.get('keys_before'):,} keys before)")
+    clients = mem.get("connected_clients")
+    if isinstance(clients, list) and len(clients) == 2:
+        print(
+            f"  Redis connections {clients[0]} → {clients[1]} over the batch "
+            "(new ones' buffers are in the delta)"
+        )
     one = mem.get("one_verification", {})
     sizes = one.get("memory_usage_bytes", {})
     parts = ", ".join(f"{k} {v}" for k, v in sizes.items())

@@ -80,6 +80,10 @@ def _service_env(redis_url: str, port: int) -> dict[str, str]:
             "VERIFY_SANDBOX": "true",
             "VERIFY_SECRET_KEY": SECRET_KEY,
             "VERIFY_LOG_LEVEL": "WARNING",
+            # the fraud guard stays on (its cost is measured) with limits the load never reaches
+            "VERIFY_FRAUD_NUMBER_LIMIT": "1000000",
+            "VERIFY_FRAUD_IP_LIMIT": "100000000",
+            "VERIFY_FRAUD_PREFIX_FLOOR": "100000000",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
 from . import constants
+from .luascripts import registered
 
 __all__ = [
     "Application",
@@ -114,18 +115,34 @@ async def _save(redis: Redis, app: Application) -> None:
     await redis.hset(constants.APP_PREFIX + app.id, mapping=fields)  # type: ignore[misc]
 
 
-async def get_app(redis: Redis, app_id: str) -> Application | None:
-    raw = await redis.hgetall(constants.APP_PREFIX + app_id)  # type: ignore[misc]
-    if not raw:
-        return None
-    data = {k.decode(): v.decode() for k, v in raw.items()}
+def _from_fields(data: dict[str, str]) -> Application:
     disabled = data.pop("status_url_disabled", "") == "1"
     return Application(**data, status_url_disabled=disabled)
 
 
+async def get_app(redis: Redis, app_id: str) -> Application | None:
+    raw = await redis.hgetall(constants.APP_PREFIX + app_id)  # type: ignore[misc]
+    if not raw:
+        return None
+    return _from_fields({k.decode(): v.decode() for k, v in raw.items()})
+
+
+# the api key's application id, then that application's hash: one round trip for Basic auth
+_BY_API_KEY = """
+local app_id = redis.call('GET', KEYS[1])
+if not app_id then return {} end
+return redis.call('HGETALL', ARGV[1] .. app_id)
+"""
+
+
 async def get_app_by_api_key(redis: Redis, api_key: str) -> Application | None:
-    app_id = await redis.get(constants.APIKEY_PREFIX + api_key)
-    return None if app_id is None else await get_app(redis, app_id.decode())
+    flat = await registered(redis, _BY_API_KEY)(
+        keys=[constants.APIKEY_PREFIX + api_key], args=[constants.APP_PREFIX]
+    )
+    if not flat:
+        return None
+    it = iter(flat)
+    return _from_fields({k.decode(): v.decode() for k, v in zip(it, it, strict=True)})
 
 
 async def list_apps(redis: Redis) -> list[Application]:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
+from jwt.utils import base64url_decode
 from redis.asyncio import Redis
 
 from . import constants
@@ -88,12 +93,46 @@ async def _basic(redis: Redis, value: str) -> Application:
     return app
 
 
-async def _jwt(redis: Redis, token: str, leeway: int) -> Application:
+# loaded public keys by (application id, SHA-256 of its PEM): a changed key is a new entry
+_RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
+_KEYS: dict[tuple[str, bytes], RSAPublicKey] = {}
+_KEYS_MAX = 4096
+
+
+def _public_key(app: Application) -> RSAPublicKey:
+    """The application's key, parsed once per PEM; raises jwt.InvalidKeyError on a bad PEM."""
+    pem = app.public_key_pem.encode()
+    cache_key = (app.id, hashlib.sha256(pem).digest())
+    key = _KEYS.get(cache_key)
+    if key is None:
+        loaded = _RS256.prepare_key(pem)
+        key = loaded.public_key() if isinstance(loaded, RSAPrivateKey) else loaded
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[cache_key] = key
+    return key
+
+
+def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims, read once and only to pick the key; PyJWT verifies the token after.
+
+    Nothing here is trusted: the claims used afterwards are those PyJWT returns from the
+    verified decode, which must name the same application.
+    """
     try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        header_b64, payload_b64, _ = token.split(".")
+        header = json.loads(base64url_decode(header_b64))
+        claims = json.loads(base64url_decode(payload_b64))
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; deep nesting is a RecursionError
+    except (ValueError, TypeError, binascii.Error, RecursionError):
         raise AuthError() from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise AuthError()
+    return header, claims
+
+
+async def _jwt(redis: Redis, token: str, leeway: int) -> Application:
+    header, claims = _unverified_parts(token)
     # the algorithm is pinned: never let the token choose (no "none", no HS256 with a public key)
     if header.get("alg") != "RS256":
         raise AuthError()
@@ -106,7 +145,7 @@ async def _jwt(redis: Redis, token: str, leeway: int) -> Application:
     try:
         claims = jwt.decode(
             token,
-            app.public_key_pem,
+            _public_key(app),
             algorithms=["RS256"],
             leeway=leeway,
             options={"require": ["iat", "jti"], "verify_aud": False},
@@ -115,6 +154,8 @@ async def _jwt(redis: Redis, token: str, leeway: int) -> Application:
         raise AuthError("The JWT provided has expired.", expired=True) from None
     except jwt.PyJWTError:
         raise AuthError() from None
+    if claims.get("application_id") != app.id:
+        raise AuthError()
     now = time.time()
     iat = claims["iat"]
     if not isinstance(iat, int | float) or iat > now + leeway:

@@ -26,7 +26,8 @@ class SecretCodeTools:
         self._fernet = Fernet(base64.urlsafe_b64encode(seal_key))
 
     def new_code(self, length: int) -> str:
-        return "".join(str(secrets.randbelow(10)) for _ in range(length))
+        # one draw, uniform over all 10**length codes (leading zeros kept)
+        return f"{secrets.randbelow(10**length):0{length}d}"
 
     def new_sa_code(self) -> str:
         return "".join(secrets.choice(_SA_ALPHABET) for _ in range(8))

@@ -43,7 +43,8 @@ async def append(redis: Redis, tenant: str, message: dict[str, Any]) -> bool:
     seen = f"{constants.OUTBOX_SEEN_PREFIX}{message['id']}"
     key = f"{constants.OUTBOX_PREFIX}{tenant}:{destination_key(str(message['to']))}"
     added = await registered(redis, _APPEND)(
-        keys=[seen, key], args=[json.dumps(message), str(OUTBOX_TTL), str(OUTBOX_MAX)]
+        keys=[seen, key],
+        args=[json.dumps(message, separators=(",", ":")), str(OUTBOX_TTL), str(OUTBOX_MAX)],
     )
     return bool(added)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import phonenumbers
 
-__all__ = ["is_sandbox_number", "parse_msisdn", "region_of"]
+__all__ = ["Msisdn", "is_sandbox_number", "parse_msisdn", "parse_number", "region_of"]
 
 _DIGITS = re.compile(r"^[1-9]\d{6,14}$")
 
@@ -16,19 +17,37 @@ def is_sandbox_number(msisdn: str) -> bool:
     return msisdn.startswith("990") and _DIGITS.match(msisdn) is not None
 
 
-def parse_msisdn(value: str, *, sandbox: bool) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Msisdn:
+    """A destination number parsed once: its digits and, unless a sandbox number, the parse."""
+
+    digits: str
+    number: phonenumbers.PhoneNumber | None
+
+    @property
+    def region(self) -> str | None:
+        return None if self.number is None else _region(self.number)
+
+
+def parse_number(value: str, *, sandbox: bool) -> Msisdn | None:
     """E.164 digits without '+' when `phonenumbers` calls the number possible, else None."""
     if not _DIGITS.match(value):
         return None
     if sandbox and is_sandbox_number(value):
-        return value
+        return Msisdn(value, None)
     try:
         number = phonenumbers.parse("+" + value)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_possible_number(number):
         return None
-    return value
+    return Msisdn(value, number)
+
+
+def parse_msisdn(value: str, *, sandbox: bool) -> str | None:
+    """E.164 digits without '+' when `phonenumbers` calls the number possible, else None."""
+    parsed = parse_number(value, sandbox=sandbox)
+    return None if parsed is None else parsed.digits
 
 
 def region_of(msisdn: str) -> str | None:
@@ -37,6 +56,10 @@ def region_of(msisdn: str) -> str | None:
         number = phonenumbers.parse("+" + msisdn)
     except phonenumbers.NumberParseException:
         return None
+    return _region(number)
+
+
+def _region(number: phonenumbers.PhoneNumber) -> str | None:
     # invalid-but-possible numbers (e.g. UK drama ranges) still tell their country by prefix
     region = phonenumbers.region_code_for_number(number) or (
         phonenumbers.region_code_for_country_code(number.country_code or 0)

