@@ -8,11 +8,15 @@ from typing import Any
 from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix
 
 __all__ = [
+    "CHALLENGE_EXPIRE",
     "DELIVER_WEBHOOK",
+    "PUSH_SEND",
     "QUEUE",
     "SEND_STEP",
     "STEP_TIMEOUT",
+    "challenge_expire_job_id",
     "job_key",
+    "push_send_job_id",
     "send_job_id",
     "serialize_job",
     "timeout_job_id",
@@ -23,6 +27,8 @@ QUEUE = default_queue_name
 SEND_STEP = "send_step"
 STEP_TIMEOUT = "step_timeout"
 DELIVER_WEBHOOK = "deliver_webhook"
+CHALLENGE_EXPIRE = "challenge_expire"
+PUSH_SEND = "push_send"
 EXPIRES_EXTRA_MS = expires_extra_ms
 
 
@@ -34,8 +40,22 @@ def timeout_job_id(request_id: str, step: int) -> str:
     return f"timeout:{request_id}:{step}"
 
 
-def webhook_job_id(message_id: str, attempt: int) -> str:
+def webhook_job_id(message_id: str, attempt: int, replay: int = 0) -> str:
+    """`replay` n > 0: the n-th operator replay's jobs (webhook:<id>:replay-<n>[:<attempt>])."""
+    if replay:
+        suffix = "" if attempt == 1 else f":{attempt}"
+        return f"webhook:{message_id}:replay-{replay}{suffix}"
     return f"webhook:{message_id}:{attempt}"
+
+
+def challenge_expire_job_id(challenge_sid: str) -> str:
+    """One expiry job per challenge, due at its expiration_date."""
+    return f"challenge-expire:{challenge_sid}"
+
+
+def push_send_job_id(message_id: str) -> str:
+    """One send job per push notification (the challenge's first, or a Notification NT…)."""
+    return f"push:{message_id}"
 
 
 def job_key(job_id: str) -> str:

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from arq.connections import RedisSettings
-from arq.worker import func
+from arq.typing import WorkerCoroutine
+from arq.worker import Retry, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.services import build_services
 from orchestrator.settings import Settings
 
 from .channels.registry import build_adapters
 from .providers.registry import build_providers
-from .tasks import WorkerState, deliver_webhook, send_step, step_timeout
+from .tasks import (
+    WorkerState,
+    challenge_expire,
+    deliver_webhook,
+    push_send,
+    send_step,
+    step_timeout,
+)
 from .webhooks import GuardedResolver
 from .worker import WakeableWorker
 
@@ -33,8 +45,27 @@ def _loads(raw: bytes) -> Any:
     return json.loads(raw)
 
 
+def _outage_retried(job: Callable[..., Awaitable[None]]) -> WorkerCoroutine:
+    """A Redis outage (restart, failover) mid-job is not the job's failure, which arq would drop:
+    arq runs it again after a back-off instead. Every job here is idempotent."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            await job(ctx, *args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("redis unavailable during %s, retrying: %s", job.__name__, exc)
+            raise Retry(defer=min(2 ** int(ctx.get("job_try", 1)), 30)) from exc
+
+    return run
+
+
 async def _startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
+    if settings.worker_metrics_port:
+        from orchestrator.metrics import serve_worker_metrics
+
+        serve_worker_metrics(settings.worker_metrics_port)
     services = await build_services(settings)
     connector = aiohttp.TCPConnector(
         resolver=GuardedResolver(settings.webhook_allow_private), limit=200
@@ -56,6 +87,9 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     await state.http.close()
     for provider in state.providers.values():
         await provider.close()
+    push_provider = ctx.get("push_provider")
+    if push_provider is not None:
+        await push_provider.close()
     await state.services.redis.aclose()
 
 
@@ -63,13 +97,30 @@ def create_worker(
     settings: Settings, *, burst: bool = False, handle_signals: bool = True
 ) -> WakeableWorker:
     functions = [
-        func(send_step, name="send_step", max_tries=5, timeout=30),
-        func(step_timeout, name="step_timeout", max_tries=5, timeout=30),
+        # arq re-runs a killed worker's job once its in-progress key expires, after the longest
+        # of these timeouts + 10 s: keep each one its own bound plus a margin for Redis, no more.
+        # max_tries counts runs cut short by a killed worker or a Redis outage (not failures)
         func(
-            deliver_webhook,
+            _outage_retried(send_step),
+            name="send_step",
+            max_tries=5,
+            timeout=settings.send_timeout_seconds + 5,
+        ),
+        func(_outage_retried(step_timeout), name="step_timeout", max_tries=5, timeout=10),
+        func(
+            _outage_retried(deliver_webhook),
             name="deliver_webhook",
-            max_tries=3,
-            timeout=settings.webhook_timeout_seconds + 15,
+            max_tries=5,
+            timeout=settings.webhook_timeout_seconds + 5,
+        ),
+        # Verify factors: a challenge's expiry (may wait out a few seconds of clock skew) and
+        # its push notifications (retried on throttling and outages)
+        func(_outage_retried(challenge_expire), name="challenge_expire", max_tries=5, timeout=20),
+        func(
+            _outage_retried(push_send),
+            name="push_send",
+            max_tries=5,
+            timeout=settings.send_timeout_seconds + 5,
         ),
     ]
     return WakeableWorker(

@@ -12,24 +12,36 @@ from typing import Any
 
 import aiohttp
 from arq.connections import ArqRedis
+from arq.worker import Retry
 
-from orchestrator import constants, jobs
+from orchestrator import constants, jobs, metrics, verify_services
 from orchestrator.domain import errors, transition
 from orchestrator.domain.events import DeliveryFailed, StepTimedOut
 from orchestrator.domain.models import Status, StepStatus
+from orchestrator.factors import lifecycle
+from orchestrator.factors.store import FactorStore
 from orchestrator.services import Services
 from orchestrator.timefmt import utcnow
 
 from .channels.base import ChannelAdapter
 from .providers.base import Provider, ProviderError
+from .providers.push_base import NotificationPlatform, PushDeliveryError, PushMessage, PushProvider
+from .providers.push_registry import build_push_provider
 from .webhooks import attempt_delivery, retry_delay
 
-__all__ = ["WorkerState", "deliver_webhook", "send_step", "step_timeout"]
+__all__ = [
+    "WorkerState",
+    "challenge_expire",
+    "deliver_webhook",
+    "push_send",
+    "send_step",
+    "step_timeout",
+]
 
 log = logging.getLogger("workers.tasks")
 
-# a provider that hangs must not hold the step past this; the step then fails over
-SEND_TIMEOUT = 10.0
+# a provider that hangs must not hold the step past settings.send_timeout_seconds (default 10 s,
+# VERIFY_SEND_TIMEOUT_SECONDS); the step then fails over to its next channel
 
 
 @dataclass
@@ -66,9 +78,11 @@ async def send_step(ctx: dict[str, Any], request_id: str, step: int, sealed_code
         code = services.tools.unseal(sealed_code)
         message = w.adapters[channel].compose(v, step, code)
         provider = w.providers[channel]
-        async with asyncio.timeout(SEND_TIMEOUT):
+        async with asyncio.timeout(services.settings.send_timeout_seconds):
             await provider.send(message)
+        metrics.SENDS.labels(channel, _provider_name(services, channel), "sent").inc()
     except (ProviderError, TimeoutError, KeyError) as exc:
+        metrics.SENDS.labels(channel, _provider_name(services, channel), "failed").inc()
         reason = f"{type(exc).__name__}: {exc}"[:200]
         log.warning("send failed for %s step %s: %s", request_id, step, reason)
         now = utcnow()
@@ -80,6 +94,10 @@ async def send_step(ctx: dict[str, Any], request_id: str, step: int, sealed_code
             ),
             now,
         )
+
+
+def _provider_name(services: Services, channel: str) -> str:
+    return services.settings.channel_providers.get(channel, "none")
 
 
 async def step_timeout(ctx: dict[str, Any], request_id: str, step: int) -> None:
@@ -97,8 +115,11 @@ async def step_timeout(ctx: dict[str, Any], request_id: str, step: int) -> None:
         return
 
 
-async def deliver_webhook(ctx: dict[str, Any], message_id: str, attempt: int) -> None:
-    """One delivery attempt; a failure enqueues the next attempt as its own deferred job."""
+async def deliver_webhook(
+    ctx: dict[str, Any], message_id: str, attempt: int, replay: int = 0
+) -> None:
+    """One delivery attempt; a failure enqueues the next attempt as its own deferred job.
+    `replay` > 0: the n-th operator replay (`webhooks replay`), whose jobs have their own ids."""
     w = _state(ctx)
     settings = w.services.settings
     redis = w.services.redis
@@ -109,13 +130,22 @@ async def deliver_webhook(ctx: dict[str, Any], message_id: str, attempt: int) ->
         allow_private=settings.webhook_allow_private,
         request_timeout=settings.webhook_timeout_seconds,
     )
+    metrics.WEBHOOK_ATTEMPTS.labels(result.outcome).inc()
     if result.outcome != "retry":
         return
     delay = retry_delay(
         settings.webhook_retry_schedule, attempt, settings.webhook_retry_jitter, w.rng
     )
     if delay is None:
-        await redis.zadd(constants.WEBHOOK_FAILED_SET, {message_id: time.time()})
+        async with redis.pipeline(transaction=True) as pipe:
+            # `webhooks failed` lists these; attempts add up over replays
+            pipe.hincrby(constants.WEBHOOK_PREFIX + message_id, "attempts", attempt)
+            pipe.hset(
+                constants.WEBHOOK_PREFIX + message_id, "last_status", str(result.status or "")
+            )
+            pipe.zadd(constants.WEBHOOK_FAILED_SET, {message_id: time.time()})
+            await pipe.execute()
+        metrics.WEBHOOK_EXHAUSTED.inc()
         log.warning("webhook %s exhausted after %d attempts", message_id, attempt)
         return
     pool = ctx["redis"]
@@ -124,6 +154,72 @@ async def deliver_webhook(ctx: dict[str, Any], message_id: str, attempt: int) ->
         jobs.DELIVER_WEBHOOK,
         message_id,
         attempt + 1,
-        _job_id=jobs.webhook_job_id(message_id, attempt + 1),
+        *([replay] if replay else []),
+        _job_id=jobs.webhook_job_id(message_id, attempt + 1, replay),
         _defer_by=timedelta(seconds=delay),
     )
+
+
+async def challenge_expire(ctx: dict[str, Any], challenge_sid: str) -> None:
+    """A challenge's expiration_date came: expire it if still pending (with challenge.expired)."""
+    await lifecycle.run_expiry(FactorStore(_state(ctx).services.redis), challenge_sid)
+
+
+_PLATFORMS: dict[str, NotificationPlatform] = {"fcm": "fcm", "apn": "apn", "none": "none"}
+
+
+def _push_provider(ctx: dict[str, Any], w: WorkerState) -> PushProvider | None:
+    """The provider named by settings.push_provider, built once per worker (None: no push)."""
+    if "push_provider" not in ctx:
+        try:
+            ctx["push_provider"] = build_push_provider(w.services.settings, w.services.redis)
+        except (ValueError, OSError) as exc:
+            log.error("push provider unavailable: %s", exc)
+            ctx["push_provider"] = None
+    provider = ctx["push_provider"]
+    return provider if isinstance(provider, PushProvider) else None
+
+
+async def push_send(ctx: dict[str, Any], challenge_sid: str, message_id: str, ttl: int) -> None:
+    """Notify the device of a pending push challenge (`message_id`: the challenge's own first
+    push, or a Notification NT…); throttling and outages retry, permanent refusals do not."""
+    w = _state(ctx)
+    redis = w.services.redis
+    store = FactorStore(redis)
+    challenge = await store.get_challenge(challenge_sid)
+    if challenge is None or challenge.status != "pending":
+        return
+    factor = await store.get_factor(challenge.factor_sid)
+    if factor is None or factor.factor_type != "push":
+        return
+    provider = _push_provider(ctx, w)
+    if provider is None:
+        log.warning("push %s not sent: no push provider is configured", message_id)
+        return
+    service = await verify_services.get_service(redis, factor.account_sid, factor.service_sid)
+    message = PushMessage.for_challenge(
+        id=message_id,
+        account_sid=factor.account_sid,
+        service_sid=factor.service_sid,
+        factor_sid=factor.sid,
+        challenge_sid=challenge.sid,
+        identity=factor.identity,
+        notification_platform=_PLATFORMS.get(
+            str(factor.config.get("notification_platform")), "none"
+        ),
+        notification_token=factor.config.get("notification_token"),
+        title=service.friendly_name if service is not None else "Verify",
+        message=str(challenge.details.get("message") or ""),
+        ttl=ttl,
+    )
+    try:
+        async with asyncio.timeout(w.services.settings.send_timeout_seconds):
+            await provider.send(message)
+    except PushDeliveryError as exc:
+        if exc.permanent:
+            log.warning("push %s refused for good: %s", message_id, exc)
+            return
+        raise Retry(defer=exc.retry_after or 2 * int(ctx.get("job_try", 1))) from exc
+    except (ProviderError, TimeoutError) as exc:
+        log.info("push %s attempt failed: %s", message_id, type(exc).__name__)
+        raise Retry(defer=2 * int(ctx.get("job_try", 1))) from exc
