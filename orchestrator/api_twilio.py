@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from . import messages, verify_services
+from . import fraud, messages, metrics, verify_services
 from .accounts import new_sid, resolve_basic
 from .auth import AuthError, basic_credentials
 from .dialects import twilio as tw
@@ -16,6 +16,7 @@ from .dialects.twilio_forms import Form, invalid
 from .domain import errors, transition
 from .domain.events import Approve, Cancel, CodeSubmitted, Resend, SilentCheck
 from .domain.models import Channel, Status, Step, Verification
+from .factors.passkeys import apply_service_params as apply_passkeys_params
 from .lookup import carrier_lookup
 from .phone import parse_msisdn, region_of
 from .services import Services
@@ -125,6 +126,7 @@ def _apply_service_params(service: Service, form: Form) -> None:
     wa_from = form.text("Whatsapp.From", max_len=64)
     if wa_from is not None:
         service.whatsapp["from"] = wa_from
+    apply_passkeys_params(service.passkeys, form)
 
 
 async def create_service(request: web.Request) -> web.Response:
@@ -295,6 +297,9 @@ async def create_verification(request: web.Request) -> web.Response:
         raise invalid("Payee" if amount else "Amount")
     friendly = form.text("CustomFriendlyName", max_len=30)
     rate_limits = form.json_object("RateLimits", string_values=True)
+    risk_check = form.text("RiskCheck", max_len=16)
+    if risk_check is not None and risk_check not in {"enable", "disable"}:
+        raise invalid("RiskCheck")
     steps = await _steps(services, service, form, channel, to)
     lookup: dict[str, Any] = {}
     if channel != "email" and (service.lookup_enabled or service.skip_sms_to_landlines):
@@ -318,6 +323,17 @@ async def create_verification(request: web.Request) -> web.Response:
         )
     now = utcnow()
     existing = await services.redis.get(services.store.active_key(service.sid, to))
+    # a resend is bounded by its verification's own send limit: only new ones count per number
+    await fraud.check_start(
+        services.redis,
+        settings,
+        dialect="twilio",
+        tenant=service.sid,
+        destinations=[] if existing is not None else [to.lower()],
+        codes=[] if channel == "email" else [fraud.calling_code(to)],
+        client_ip=request.remote,
+        bypass_requested=risk_check == "disable",
+    )
     if existing is not None:
         # a new start for a pending destination is a resend of the same verification
         rid = existing.decode()
@@ -346,6 +362,7 @@ async def create_verification(request: web.Request) -> web.Response:
         extra={"amount": amount, "payee": payee, "lookup": lookup},
     )
     await services.store.create(transition.begin(v, now, services.tools), now)
+    metrics.started(v)
     return web.json_response(_resource(request, services, v), status=201)
 
 
@@ -392,6 +409,8 @@ async def update_verification(request: web.Request) -> web.Response:
         lambda cur: transition.transition(cur, event, now, services.tools),
         now,
     )
+    if t.state.status is Status.COMPLETED:
+        await fraud.record_completion(services.redis, services.settings, t.state)
     return web.json_response(_resource(request, services, t.state))
 
 
@@ -410,18 +429,33 @@ async def create_check(request: web.Request) -> web.Response:
         if code is None
         else CodeSubmitted(services.tools.hash_code(v.request_id, code))
     )
+    # the state this check committed (the store may call `step` again after a lost race, and
+    # its last call is the one committed): a wrong code answers with *its* outcome, not with
+    # whatever a concurrent check made of the verification since
+    committed: list[Verification] = []
+
+    def step(cur: Verification) -> transition.Transition:
+        committed.clear()
+        try:
+            t = transition.transition(cur, event, now, services.tools)
+        except transition.Refused as exc:
+            committed.append(exc.transition.state)
+            raise
+        committed.append(t.state)
+        return t
+
     try:
-        t = await services.store.apply(
-            v.request_id,
-            service.sid,
-            lambda cur: transition.transition(cur, event, now, services.tools),
-            now,
-        )
+        t = await services.store.apply(v.request_id, service.sid, step, now)
         state = t.state
+        if state.status is Status.COMPLETED:
+            await fraud.record_completion(services.redis, services.settings, state)
     except (errors.InvalidCode, errors.CodelessStep):
         # a wrong code is not an error in this dialect: the verification stays pending
-        loaded = await services.store.load(v.request_id)
-        state = loaded[0] if loaded else v
+        if committed:
+            state = committed[-1]
+        else:
+            loaded = await services.store.load(v.request_id)
+            state = loaded[0] if loaded else v
     return web.json_response(tw.check_resource(state))
 
 

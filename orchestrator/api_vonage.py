@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 from pydantic import ValidationError
 
+from . import fraud, metrics
 from .auth import Principal, authenticate
 from .dialects import vonage
 from .dialects.vonage_schema import CheckRequest
@@ -61,8 +62,20 @@ async def start(request: web.Request) -> web.Response:
     if silent and first.options.get("coverage_check", True):
         if not await services.operator.covers(first.to):
             raise errors.NotCovered()
+    destinations, codes = fraud.verification_targets(v)
+    await fraud.check_start(
+        services.redis,
+        settings,
+        dialect="vonage",
+        tenant=v.tenant,
+        destinations=destinations,
+        codes=codes,
+        client_ip=request.remote,
+        bypass_requested=req.fraud_check is False,
+    )
     t = transition.begin(v, now, services.tools)
     await services.store.create(t, now)
+    metrics.started(v)
     body: dict[str, str] = {"request_id": v.request_id}
     if silent:
         body["check_url"] = vonage.check_url(settings.public_url, v.request_id)
@@ -88,12 +101,13 @@ async def check(request: web.Request) -> web.Response:
         raise errors.InvalidParameters(vonage.validation_problems(exc)) from None
     now = utcnow()
     code_hash = services.tools.hash_code(request_id, body.code)
-    await services.store.apply(
+    t = await services.store.apply(
         request_id,
         principal.app.id,
         lambda v: transition.transition(v, CodeSubmitted(code_hash), now, services.tools),
         now,
     )
+    await fraud.record_completion(services.redis, services.settings, t.state)
     return web.json_response({"request_id": request_id, "status": "completed"})
 
 

@@ -1,11 +1,10 @@
-"""`verify-orchestrator`: serve, worker, dev, apps and sandbox commands."""
+"""`verify-orchestrator`: serve, worker, dev, apps, sandbox and webhooks commands."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import logging
 import os
 import ssl
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import accounts, apps, outbox
+from . import accounts, apps, constants, fraud, outbox
 from .netguard import UnsafeURL, check_status_url
 from .settings import Settings
 from .timefmt import iso_ms, utcnow
@@ -35,16 +34,14 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
-    )
-    logging.getLogger("arq").setLevel(logging.WARNING)
+    from .logjson import configure
+
+    # one JSON object per line, credentials scrubbed (orchestrator/logjson.py)
+    configure(settings.log_level)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
+    from .graceful import serve
     from .web import create_app
 
     settings = _settings()
@@ -53,13 +50,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.certfile:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(args.certfile, args.keyfile)
-    web.run_app(
+    # not web.run_app: SIGTERM must also let requests whose body is still uploading finish
+    serve(
         create_app(settings),
         host=args.host,
         port=args.port,
         ssl_context=ssl_context,
-        access_log=None,
-        print=None,
         shutdown_timeout=10,
     )
     return 0
@@ -153,6 +149,11 @@ def cmd_apps_list(args: argparse.Namespace) -> int:
 
 def cmd_apps_update(args: argparse.Namespace) -> int:
     settings = _settings()
+    parsed_geo = _geo_arg(args.geo_allow)
+    if isinstance(parsed_geo, str):
+        print(f"error: {parsed_geo}", file=sys.stderr)
+        return 2
+    geo = parsed_geo
 
     async def go(redis: Redis) -> int:
         if args.status_url:
@@ -170,7 +171,42 @@ def cmd_apps_update(args: argparse.Namespace) -> int:
         if updated is None:
             print(f"error: no application {args.application_id}", file=sys.stderr)
             return 1
-        print(json.dumps(updated.public(), indent=2))
+        policy = await fraud.set_policy(
+            redis, updated.id, geo_allow=geo, bypass_allowed=args.allow_fraud_bypass
+        )
+        print(json.dumps({**updated.public(), **policy.as_json()}, indent=2))
+        return 0
+
+    return _run(go, settings)
+
+
+def _geo_arg(value: str | None) -> tuple[str, ...] | str | None:
+    """--geo-allow as calling codes (None: not given), or the error to print."""
+    if value is None:
+        return None
+    try:
+        return fraud.parse_geo(value)
+    except ValueError as exc:
+        return str(exc)
+
+
+def cmd_services_update(args: argparse.Namespace) -> int:
+    """A Twilio-dialect service's fraud switches: not part of Twilio's API, so CLI only."""
+    settings = _settings()
+    parsed_geo = _geo_arg(args.geo_allow)
+    if isinstance(parsed_geo, str):
+        print(f"error: {parsed_geo}", file=sys.stderr)
+        return 2
+    geo = parsed_geo
+
+    async def go(redis: Redis) -> int:
+        if not await redis.exists(constants.SERVICE_PREFIX + args.service_sid):
+            print(f"error: no service {args.service_sid}", file=sys.stderr)
+            return 1
+        policy = await fraud.set_policy(
+            redis, args.service_sid, geo_allow=geo, bypass_allowed=args.allow_fraud_bypass
+        )
+        print(json.dumps({"service_sid": args.service_sid, **policy.as_json()}, indent=2))
         return 0
 
     return _run(go, settings)
@@ -216,6 +252,32 @@ def cmd_sandbox_messages(args: argparse.Namespace) -> int:
     return _run(go, _settings())
 
 
+def cmd_webhooks_failed(args: argparse.Namespace) -> int:
+    from .webhook_admin import list_failed
+
+    async def go(redis: Redis) -> int:
+        print(json.dumps(await list_failed(redis, args.limit), indent=2))
+        return 0
+
+    return _run(go, _settings())
+
+
+def cmd_webhooks_replay(args: argparse.Namespace) -> int:
+    from .webhook_admin import replay, replay_all
+
+    async def go(redis: Redis) -> int:
+        now_ms = int(utcnow().timestamp() * 1000)
+        if args.all:
+            done = await replay_all(redis, now_ms)
+        else:
+            done = [await replay(redis, args.message_id, now_ms)]
+        print(json.dumps([r.as_json() for r in done], indent=2))
+        # a named message that could not be replayed is an error; --all reports and succeeds
+        return 1 if not args.all and done[0].job_id is None else 0
+
+    return _run(go, _settings())
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from .devserver import run_dev
 
@@ -257,7 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--status-url")
     p.add_argument("--enable", action="store_true", help="re-enable a status URL disabled by a 410")
+    _fraud_args(p, "fraud_check=false")
     p.set_defaults(fn=cmd_apps_update)
+
+    svc = sub.add_parser("services", help="Twilio-dialect services' fraud guard settings")
+    svc_sub = svc.add_subparsers(dest="services_command", required=True)
+    p = svc_sub.add_parser("update", help="geo permissions and Fraud Guard bypass of a service")
+    p.add_argument("service_sid")
+    _fraud_args(p, "RiskCheck=disable")
+    p.set_defaults(fn=cmd_services_update)
 
     acc = sub.add_parser("accounts", help="manage accounts (both dialects' tenants)")
     acc_sub = acc.add_subparsers(dest="accounts_command", required=True)
@@ -281,7 +351,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--to", required=True)
     p.set_defaults(fn=cmd_sandbox_messages)
+
+    wh = sub.add_parser("webhooks", help="webhook messages whose retries were exhausted")
+    wh_sub = wh.add_subparsers(dest="webhooks_command", required=True)
+    p = wh_sub.add_parser("failed", help="list exhausted webhook messages, newest first")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(fn=cmd_webhooks_failed)
+    p = wh_sub.add_parser("replay", help="deliver exhausted messages again (same webhook-id)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("message_id", nargs="?", help="a message id from `webhooks failed`")
+    which.add_argument("--all", action="store_true", help="every exhausted message")
+    p.set_defaults(fn=cmd_webhooks_replay)
     return parser
+
+
+def _fraud_args(p: argparse.ArgumentParser, bypass_param: str) -> None:
+    p.add_argument(
+        "--geo-allow",
+        metavar="CODES",
+        help='country calling codes phone sends may go to, e.g. "44,1"; "all" lifts the limit',
+    )
+    p.add_argument(
+        "--allow-fraud-bypass",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"honour {bypass_param} (skips the adaptive per-country budget)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

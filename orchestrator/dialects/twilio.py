@@ -94,8 +94,26 @@ def error_for(exc: errors.DomainError, path: str) -> TwilioError:
         return TwilioError(429, 60202, "Max check attempts reached")
     if isinstance(exc, errors.DestinationBusy):
         return TwilioError(429, 60212, "Too many concurrent requests for phone number")
+    if isinstance(exc, errors.Throttled):
+        return TwilioError(
+            429, 20429, "Too many requests", headers={"Retry-After": str(exc.retry_after)}
+        )
     if isinstance(exc, errors.RateLimited):
         return TwilioError(429, 20429, "Too many requests")
+    if isinstance(exc, errors.Blocked) and exc.reason == "geo":
+        return TwilioError(
+            403,
+            60605,
+            "Verification delivery attempt blocked: the destination's country is not enabled "
+            "in this service's geo permissions",
+        )
+    if isinstance(exc, errors.Blocked):
+        return TwilioError(
+            403,
+            60410,
+            "Verification delivery attempt blocked: the destination prefix is temporarily "
+            "blocked by Fraud Guard",
+        )
     if isinstance(exc, errors.NotCovered | errors.SilentAuthFailed):
         return TwilioError(400, 60200, "Invalid parameter: To")
     return TwilioError(409, 20409, "Conflict")

@@ -12,13 +12,16 @@ DomainError
 ├── NotCovered          silent auth cannot reach the number's network
 ├── SilentAuthFailed    the device result was negative
 ├── RateLimited         a send or check limit was hit
-│   └── MaxSendsReached     no send left on this verification
+│   ├── MaxSendsReached     no send left on this verification
+│   └── Throttled           a per-destination/per-IP send window or a Basic-auth lockout
+├── Blocked             the fraud guard refused a send (geo permissions or the prefix budget)
 └── InvalidParameters   the request failed validation (carries name/reason pairs)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "Blocked",
     "CodelessStep",
     "Conflict",
     "DestinationBusy",
@@ -32,6 +35,7 @@ __all__ = [
     "RateLimited",
     "SessionUsed",
     "SilentAuthFailed",
+    "Throttled",
     "TooManyAttempts",
 ]
 
@@ -92,6 +96,25 @@ class RateLimited(DomainError):
 
 class MaxSendsReached(RateLimited):
     pass
+
+
+class Throttled(RateLimited):
+    """Too many starts (or failed logins) in a window; `retry_after` seconds until one frees."""
+
+    def __init__(self, scope: str, retry_after: int) -> None:
+        super().__init__(scope)
+        self.scope = scope
+        self.retry_after = retry_after
+
+
+class Blocked(DomainError):
+    """The fraud guard refused the send: `reason` is "geo" (the destination's country is not
+    allowed for the tenant) or "fraud" (the country's adaptive budget is spent)."""
+
+    def __init__(self, reason: str, calling_code: str) -> None:
+        super().__init__(f"{reason}: +{calling_code}")
+        self.reason = reason
+        self.calling_code = calling_code
 
 
 class InvalidParameters(DomainError):

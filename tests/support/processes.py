@@ -207,6 +207,13 @@ def build_stack(workdir: Path, **env_overrides: str) -> Stack:
             "VERIFY_WEBHOOK_RETRY_JITTER": "0",
             "VERIFY_WORKER_POLL_DELAY": "0.05",
             "VERIFY_SECRET_KEY": "integration-tests-secret-key-0123456789",
+            # the fraud guard runs, with limits no shared-stack test reaches (every request comes
+            # from 127.0.0.1 and most go to UK numbers); tests/security sets its own
+            "VERIFY_FRAUD_NUMBER_LIMIT": "1000",
+            "VERIFY_FRAUD_IP_LIMIT": "1000000",
+            "VERIFY_FRAUD_PREFIX_FLOOR": "1000000",
+            "VERIFY_AUTH_FAIL_LIMIT": "1000000",
+            "VERIFY_AUTH_FAIL_IP_LIMIT": "1000000",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -1,0 +1,155 @@
+"""Basic-auth brute force: after `auth_fail_limit` failed attempts for one username (api_key,
+AC… or SK… sid), or `auth_fail_ip_limit` from one client IP, within `auth_fail_window_seconds`,
+further Basic requests are answered 429 (Vonage problem+json "Rate Limit Hit", Twilio 20429)
+without looking at the secret — the right one included — until the window lets go.
+
+It is a middleware between the error middleware and the handlers, so both dialects and every
+route get it without the handlers knowing: before the handler, one MGET of the two block keys;
+after a 401 (AuthError, or a Twilio 20003), one Lua call counts the failure in sliding windows
+and, when a window is full, sets a block key that lives until its oldest failure leaves the
+window. Attempts answered 429 are not counted, so a lockout ends on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import jwt
+from aiohttp import web
+from redis.asyncio import Redis
+
+from . import constants, metrics
+from .auth import AuthError
+from .dialects.twilio import TwilioError
+from .domain import errors
+from .luascripts import registered
+from .settings import Settings
+from .web import SERVICES
+
+__all__ = ["middleware", "record_failure", "throttled_for"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# KEYS: per window a (fail window, block key) pair; ARGV[1]: member, then per window its limit
+# and window in ms. Counts the failure everywhere; blocks where the window is full.
+_FAIL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local blocked = 0
+for i = 1, #KEYS / 2 do
+  local window_key = KEYS[2 * i - 1]
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', window_key, '-inf', now - window)
+  redis.call('ZADD', window_key, now, ARGV[1])
+  redis.call('PEXPIRE', window_key, window)
+  local count = redis.call('ZCARD', window_key)
+  if count >= limit then
+    local entry = redis.call('ZRANGE', window_key, count - limit, count - limit, 'WITHSCORES')
+    local until_ms = tonumber(entry[2]) + window
+    if until_ms > now then
+      redis.call('SET', KEYS[2 * i], tostring(until_ms), 'PX', until_ms - now)
+      blocked = 1
+    end
+  end
+end
+return blocked
+"""
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:24]
+
+
+def _basic_user(header: str | None) -> str | None:
+    """The username of a Basic header, or None when there is none or it cannot be read."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    user, _, password = decoded.partition(":")
+    if user == "token":
+        # every Verify Push device logs in as "token": lock out one device (its key id), or one
+        # access token, never all of them at once
+        return "token:" + _device_key(password)
+    return user[:64]
+
+
+def _device_key(token: str) -> str:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        kid = None
+    return str(kid)[:64] if isinstance(kid, str) and kid else _digest(token)
+
+
+def _scopes(settings: Settings, user: str, ip: str | None) -> list[tuple[str, str, int]]:
+    """(scope, key suffix, limit) of each window that applies."""
+    scopes: list[tuple[str, str, int]] = []
+    if settings.auth_fail_limit > 0 and user:
+        scopes.append(("user", "u:" + _digest(user), settings.auth_fail_limit))
+    if settings.auth_fail_ip_limit > 0 and ip:
+        scopes.append(("ip", "ip:" + _digest(ip), settings.auth_fail_ip_limit))
+    return scopes
+
+
+async def throttled_for(
+    redis: Redis, settings: Settings, user: str, ip: str | None
+) -> tuple[str, int] | None:
+    """(scope, seconds left) when this username or IP is locked out, else None."""
+    scopes = _scopes(settings, user, ip)
+    if not scopes:
+        return None
+    values = await redis.mget([constants.AUTH_BLOCK_PREFIX + suffix for _, suffix, _ in scopes])
+    now_ms = time.time() * 1000
+    for (scope, _, _), value in zip(scopes, values, strict=True):
+        if value is not None:
+            left = max(1, int((int(value) - now_ms + 999) // 1000))
+            return scope, left
+    return None
+
+
+async def record_failure(redis: Redis, settings: Settings, user: str, ip: str | None) -> None:
+    scopes = _scopes(settings, user, ip)
+    if not scopes:
+        return
+    keys: list[str] = []
+    args: list[str] = [secrets.token_hex(8)]
+    window_ms = str(settings.auth_fail_window_seconds * 1000)
+    for _, suffix, limit in scopes:
+        keys += [constants.AUTH_FAIL_PREFIX + suffix, constants.AUTH_BLOCK_PREFIX + suffix]
+        args += [str(limit), window_ms]
+    await registered(redis, _FAIL)(keys=keys, args=args)
+
+
+def _refused(exc: BaseException) -> bool:
+    return isinstance(exc, AuthError) or (isinstance(exc, TwilioError) and exc.status == 401)
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    user = _basic_user(request.headers.get("Authorization"))
+    # not Basic, or a path no route serves (its 404 must stay a 404): nothing to guard
+    if user is None or request.match_info.http_exception is not None:
+        return await handler(request)
+    services = request.app[SERVICES]
+    settings = services.settings
+    ip = request.remote
+    locked = await throttled_for(services.redis, settings, user, ip)
+    if locked is not None:
+        metrics.AUTH_THROTTLED.labels(locked[0]).inc()
+        raise errors.Throttled("auth_" + locked[0], locked[1])
+    try:
+        return await handler(request)
+    except Exception as exc:
+        if _refused(exc):
+            await record_failure(services.redis, settings, user, ip)
+        raise

@@ -1,0 +1,326 @@
+"""The fraud guard on verification starts: send limits, an adaptive per-country budget against
+SMS pumping, and per-tenant geo permissions. One Lua call decides and counts each start.
+
+What a start must pass, in this order (the first refusal wins; a refused start counts nowhere):
+
+1. **Geo permissions** — when a tenant (a Vonage application or a Twilio service) has an
+   allow-list of country calling codes, every phone destination must be in it
+   (`errors.Blocked("geo")`: Vonage 403 Forbidden, Twilio 403 60605).
+2. **Per-destination and per-client-IP windows** — at most `fraud_number_limit` starts per
+   destination per tenant, and `fraud_ip_limit` starts per calling IP, in sliding windows
+   (`errors.Throttled`: Vonage 429 Rate Limit Hit, Twilio 429 20429).
+3. **Adaptive prefix budget** — per tenant and country calling code, the starts of the current
+   bucket (an hour by default) may reach `max(floor, multiplier x peak)`, where `peak` is the
+   most completions that tenant saw for that code in one bucket over the last
+   `fraud_prefix_window_buckets` buckets (a day by default, the current bucket included). A
+   burst of starts to a prefix that never converts stops at the floor; established traffic,
+   whose users complete their verifications, flows (`errors.Blocked("fraud")`: Vonage 403
+   Forbidden, Twilio 403 60410). Vonage's `fraud_check: false` / Twilio's `RiskCheck=disable`
+   skip this budget only when the tenant's policy allows the bypass.
+
+Completions feed the budget from the API handlers that complete a verification
+(`record_completion`). Starts and completions are counted per bucket in one hash per tenant and
+calling code; the peak is used rather than the mean so that daily peaks of real traffic fit.
+
+The tenant policy lives in its own hash (`FRAUD_POLICY_PREFIX + tenant`), set by
+`verify-orchestrator apps update --geo-allow/--allow-fraud-bypass` and `services update`.
+Destinations and IPs are hashed in key names: they are personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import phonenumbers
+from redis.asyncio import Redis
+
+from . import constants, metrics
+from .domain import errors
+from .domain.models import Channel, Verification
+from .luascripts import registered
+from .phone import is_sandbox_number
+from .settings import Settings
+
+__all__ = [
+    "FraudPolicy",
+    "calling_code",
+    "check_start",
+    "get_policy",
+    "record_completion",
+    "set_policy",
+    "verification_targets",
+]
+
+log = logging.getLogger("orchestrator.fraud")
+
+
+def calling_code(msisdn: str) -> str:
+    """The country calling code of an E.164 number without '+' ("44", "1", "990" for the
+    sandbox's virtual operator); unparseable numbers fall back to their first three digits."""
+    if is_sandbox_number(msisdn):
+        return "990"
+    try:
+        number = phonenumbers.parse("+" + msisdn)
+    except phonenumbers.NumberParseException:
+        return msisdn[:3]
+    return str(number.country_code) if number.country_code else msisdn[:3]
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class FraudPolicy:
+    """A tenant's switches: the allowed calling codes (empty: every country) and whether a
+    request may skip the adaptive budget."""
+
+    geo_allow: tuple[str, ...] = ()
+    bypass_allowed: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "geo_allow": list(self.geo_allow) or None,
+            "fraud_bypass_allowed": self.bypass_allowed,
+        }
+
+
+def parse_geo(value: str) -> tuple[str, ...]:
+    """ "44,1, +33" -> ("1", "33", "44"); "", "all" or "*" -> () (every country allowed)."""
+    text = value.strip().lower()
+    if text in {"", "all", "*"}:
+        return ()
+    codes: set[str] = set()
+    for part in text.split(","):
+        code = part.strip().removeprefix("+")
+        if not code.isascii() or not code.isdigit() or not 1 <= len(code) <= 4:
+            raise ValueError(f"not a country calling code: {part.strip()!r}")
+        codes.add(code)
+    return tuple(sorted(codes, key=lambda c: (len(c), c)))
+
+
+async def get_policy(redis: Redis, tenant: str) -> FraudPolicy:
+    raw = await redis.hgetall(constants.FRAUD_POLICY_PREFIX + tenant)  # type: ignore[misc]
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    geo = tuple(c for c in data.get("geo", "").split(",") if c)
+    return FraudPolicy(geo_allow=geo, bypass_allowed=data.get("bypass") == "1")
+
+
+async def set_policy(
+    redis: Redis,
+    tenant: str,
+    *,
+    geo_allow: tuple[str, ...] | None = None,
+    bypass_allowed: bool | None = None,
+) -> FraudPolicy:
+    """Change the given switches (None: leave as is) and return the whole policy."""
+    key = constants.FRAUD_POLICY_PREFIX + tenant
+    if geo_allow is not None:
+        if geo_allow:
+            await redis.hset(key, "geo", ",".join(geo_allow))  # type: ignore[misc]
+        else:
+            await redis.hdel(key, "geo")  # type: ignore[misc]
+    if bypass_allowed is not None:
+        await redis.hset(key, "bypass", "1" if bypass_allowed else "")  # type: ignore[misc]
+    return await get_policy(redis, tenant)
+
+
+# KEYS[1]: the tenant policy hash, then the window keys, then the prefix hashes.
+# ARGV[1]: JSON {member, windows: [[limit, window_ms, scope]...], codes: [...] (one per prefix
+# hash, in KEYS order), bypass, floor, multiplier, bucket_ms, buckets[, now]}; `now` (ms) is
+# for tests, else Redis's clock decides, so that every process agrees on the buckets.
+# Returns {"ok", 0, bypassed} or {scope, retry_after_ms, calling code or ""}.
+_CHECK = """
+local plan = cjson.decode(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if plan.now then now = tonumber(plan.now) end
+local nwin = #plan.windows
+local geo = redis.call('HGET', KEYS[1], 'geo')
+if geo and geo ~= '' then
+  local allowed = {}
+  for code in string.gmatch(geo, '[^,]+') do allowed[code] = true end
+  for _, code in ipairs(plan.codes) do
+    if not allowed[code] then return {'geo', 0, code} end
+  end
+end
+for i = 1, nwin do
+  local key = KEYS[1 + i]
+  local limit = tonumber(plan.windows[i][1])
+  local window = tonumber(plan.windows[i][2])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    return {plan.windows[i][3], tonumber(entry[2]) + window - now, ''}
+  end
+end
+local bypassed = 0
+local bucket = math.floor(now / plan.bucket_ms)
+local budgeted = plan.floor > 0
+if budgeted and plan.bypass and redis.call('HGET', KEYS[1], 'bypass') == '1' then
+  budgeted = false
+  bypassed = 1
+end
+if budgeted then
+  local fields = {}
+  for b = bucket - plan.buckets + 1, bucket do fields[#fields + 1] = 'c' .. b end
+  for i, code in ipairs(plan.codes) do
+    local key = KEYS[1 + nwin + i]
+    local peak = 0
+    for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
+      local n = tonumber(v) or 0
+      if n > peak then peak = n end
+    end
+    local budget = math.max(plan.floor, math.floor(plan.multiplier * peak))
+    local started = tonumber(redis.call('HGET', key, 's' .. bucket)) or 0
+    if started >= budget then
+      return {'prefix', (bucket + 1) * plan.bucket_ms - now, code}
+    end
+  end
+end
+for i = 1, nwin do
+  local key = KEYS[1 + i]
+  redis.call('ZADD', key, now, plan.member)
+  redis.call('PEXPIRE', key, tonumber(plan.windows[i][2]))
+end
+if budgeted then
+  local ttl = (plan.buckets + 1) * plan.bucket_ms
+  for i, _ in ipairs(plan.codes) do
+    local key = KEYS[1 + nwin + i]
+    redis.call('HINCRBY', key, 's' .. bucket, 1)
+    redis.call('PEXPIRE', key, ttl)
+    -- drop buckets that left the window, once the hash holds more than the window needs
+    if redis.call('HLEN', key) > 2 * plan.buckets + 4 then
+      for _, field in ipairs(redis.call('HKEYS', key)) do
+        local b = tonumber(string.sub(field, 2))
+        if b and b <= bucket - plan.buckets then redis.call('HDEL', key, field) end
+      end
+    end
+  end
+end
+return {'ok', 0, bypassed}
+"""
+
+# KEYS: prefix hashes; ARGV: bucket_ms, buckets[, now ms (tests)]
+_COMPLETE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[3] then now = tonumber(ARGV[3]) end
+local bucket = math.floor(now / tonumber(ARGV[1]))
+local ttl = (tonumber(ARGV[2]) + 1) * tonumber(ARGV[1])
+for _, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 'c' .. bucket, 1)
+  redis.call('PEXPIRE', key, ttl)
+end
+return 1
+"""
+
+
+def _cc_key(tenant: str, code: str) -> str:
+    return f"{constants.FRAUD_CC_PREFIX}{tenant}:{code}"
+
+
+def verification_targets(v: Verification) -> tuple[list[str], list[str]]:
+    """(distinct destinations, distinct calling codes of its phone destinations)."""
+    destinations = [d.lower() for d in v.destinations()]
+    codes: list[str] = []
+    for step in v.steps:
+        if step.channel is Channel.EMAIL:
+            continue
+        code = calling_code(step.to)
+        if code not in codes:
+            codes.append(code)
+    return destinations, codes
+
+
+async def check_start(
+    redis: Redis,
+    settings: Settings,
+    *,
+    dialect: str,
+    tenant: str,
+    destinations: Iterable[str],
+    codes: Iterable[str],
+    client_ip: str | None,
+    bypass_requested: bool,
+    now_ms: int | None = None,
+) -> None:
+    """Decide and count one start; raise Blocked or Throttled when refused (counted nowhere).
+
+    `destinations` may be empty (a Twilio resend: its verification's own send limit applies).
+    """
+    if not settings.fraud_enabled:
+        return
+    keys = [constants.FRAUD_POLICY_PREFIX + tenant]
+    windows: list[list[object]] = []
+    if settings.fraud_number_limit > 0:
+        window_ms = settings.fraud_number_window_seconds * 1000
+        for d in dict.fromkeys(destinations):
+            keys.append(f"{constants.FRAUD_WINDOW_PREFIX}n:{tenant}:{_digest(d)}")
+            windows.append([settings.fraud_number_limit, window_ms, "number"])
+    if settings.fraud_ip_limit > 0 and client_ip:
+        keys.append(f"{constants.FRAUD_WINDOW_PREFIX}ip:{_digest(client_ip)}")
+        windows.append([settings.fraud_ip_limit, settings.fraud_ip_window_seconds * 1000, "ip"])
+    code_list = list(dict.fromkeys(codes))
+    keys += [_cc_key(tenant, c) for c in code_list]
+    plan = {
+        "member": secrets.token_hex(8),
+        "windows": windows,
+        "codes": code_list,
+        "bypass": bypass_requested,
+        "floor": settings.fraud_prefix_floor,
+        "multiplier": settings.fraud_prefix_multiplier,
+        "bucket_ms": settings.fraud_prefix_bucket_seconds * 1000,
+        "buckets": settings.fraud_prefix_window_buckets,
+    }
+    if now_ms is not None:
+        plan["now"] = now_ms
+    result = await registered(redis, _CHECK)(keys=keys, args=[json.dumps(plan)])
+    outcome = result[0].decode() if isinstance(result[0], bytes) else str(result[0])
+    if outcome == "ok":
+        if int(result[2]):
+            metrics.FRAUD_BYPASSES.labels(dialect).inc()
+        return
+    detail = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+    metrics.FRAUD_BLOCKS.labels(dialect, outcome).inc()
+    if outcome == "geo":
+        raise errors.Blocked("geo", detail)
+    if outcome == "prefix":
+        log.warning("fraud guard: %s start to +%s blocked (prefix budget spent)", dialect, detail)
+        raise errors.Blocked("fraud", detail)
+    retry_after = max(1, -(-int(result[1]) // 1000))
+    raise errors.Throttled(outcome, retry_after)
+
+
+async def record_completion(
+    redis: Redis, settings: Settings, v: Verification, now_ms: int | None = None
+) -> None:
+    """A verification completed: count it for its calling codes' budgets and in metrics.
+
+    Called by the API handlers after the completing commit; a failure here is logged, never
+    turned into an error for a verification that did complete.
+    """
+    step = v.step
+    metrics.COMPLETED.labels(v.dialect, step.channel.value if step else "unknown").inc()
+    if not settings.fraud_enabled or settings.fraud_prefix_floor <= 0:
+        return
+    _, codes = verification_targets(v)
+    if not codes:
+        return
+    try:
+        await registered(redis, _COMPLETE)(
+            keys=[_cc_key(v.tenant, c) for c in codes],
+            args=[
+                str(settings.fraud_prefix_bucket_seconds * 1000),
+                str(settings.fraud_prefix_window_buckets),
+                *([] if now_ms is None else [str(now_ms)]),
+            ],
+        )
+    except Exception as exc:
+        log.warning("fraud guard: completion not counted: %s", type(exc).__name__)

@@ -1,0 +1,158 @@
+"""Prometheus metrics: one registry per process (no multiprocess mode).
+
+The web process serves them on `GET /metrics`; a worker serves its own on
+`VERIFY_WORKER_METRICS_PORT` when that is set. Labels are bounded: routes are the router's
+templates ("/v2/verify/{request_id}"), never raw paths, and nothing carries a destination,
+a code or a credential.
+
+Conversion per channel is `verify_verifications_completed_total / verify_verifications_started_total`
+(started counts the first channel of a workflow; completed counts the channel that completed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+from .domain.models import Verification
+
+__all__ = [
+    "AUTH_THROTTLED",
+    "COMPLETED",
+    "FRAUD_BLOCKS",
+    "FRAUD_BYPASSES",
+    "HTTP_LATENCY",
+    "HTTP_REQUESTS",
+    "SENDS",
+    "STARTED",
+    "WEBHOOK_ATTEMPTS",
+    "WEBHOOK_EXHAUSTED",
+    "handler",
+    "middleware",
+    "serve_worker_metrics",
+    "started",
+]
+
+log = logging.getLogger("orchestrator.metrics")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+HTTP_REQUESTS = Counter(
+    "verify_http_requests",
+    "HTTP requests answered, by route template, method and status",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "verify_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and method",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+STARTED = Counter(
+    "verify_verifications_started",
+    "Verifications started, by dialect and first channel",
+    ["dialect", "channel"],
+)
+COMPLETED = Counter(
+    "verify_verifications_completed",
+    "Verifications completed (the user proved the destination), by dialect and channel",
+    ["dialect", "channel"],
+)
+FRAUD_BLOCKS = Counter(
+    "verify_fraud_blocks",
+    "Starts refused by the fraud guard, by dialect and reason (number, ip, prefix, geo)",
+    ["dialect", "reason"],
+)
+FRAUD_BYPASSES = Counter(
+    "verify_fraud_bypasses",
+    "Starts that skipped the adaptive prefix budget (fraud_check=false / RiskCheck=disable)",
+    ["dialect"],
+)
+AUTH_THROTTLED = Counter(
+    "verify_auth_throttled",
+    "Basic-auth requests answered 429 because of earlier failures, by scope (user, ip)",
+    ["scope"],
+)
+SENDS = Counter(
+    "verify_sends",
+    "Step sends attempted by the worker, by channel, provider and outcome (sent, failed)",
+    ["channel", "provider", "outcome"],
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "verify_webhook_attempts",
+    "Webhook delivery attempts, by outcome (delivered, retry, gone, dropped, fanout)",
+    ["outcome"],
+)
+WEBHOOK_EXHAUSTED = Counter(
+    "verify_webhook_exhausted",
+    "Webhook messages whose every retry failed",
+)
+
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+
+
+def started(v: Verification) -> None:
+    STARTED.labels(v.dialect, v.steps[0].channel.value).inc()
+
+
+def _route(request: web.Request) -> str:
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        return "unmatched"
+    route = match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by route template and final status (outermost middleware,
+    so the status is the one the error middleware answered)."""
+    began = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer (nginx's convention)
+        raise
+    finally:
+        route = _route(request)
+        method = request.method if request.method in _METHODS else "OTHER"
+        HTTP_REQUESTS.labels(route, method, str(status)).inc()
+        HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - began)
+
+
+async def handler(request: web.Request) -> web.Response:
+    """GET /metrics: this process's registry in the Prometheus text format."""
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> bool:
+    """Expose this worker's metrics on `port`; False (logged) when the port is taken, e.g. by
+    another worker on the same host."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        log.warning("worker metrics not served on port %d: %s", port, exc.strerror or exc)
+        return False
+    log.info("worker metrics on port %d", port)
+    return True
