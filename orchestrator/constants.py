@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 __all__ = [
+    "ACCESS_TOKEN_PREFIX",
+    "ACCESS_TOKEN_VALUE_PREFIX",
     "ACCOUNT_PREFIX",
     "ACCOUNT_SERVICES_PREFIX",
     "ACTIVE_PREFIX",
@@ -10,16 +12,26 @@ __all__ = [
     "API_KEY_SID_PREFIX",
     "APPS_SET",
     "APP_PREFIX",
+    "AUTH_BLOCK_PREFIX",
+    "AUTH_FAIL_PREFIX",
     "BUCKET_PREFIX",
     "CHALLENGE_INDEX_PREFIX",
     "CHALLENGE_PREFIX",
     "ENTITY_INDEX_PREFIX",
     "ENTITY_PREFIX",
+    "FACTOR_CREATIONS_PREFIX",
+    "FACTOR_CREDENTIAL_PREFIX",
     "FACTOR_INDEX_PREFIX",
     "FACTOR_PREFIX",
+    "FRAUD_CC_PREFIX",
+    "FRAUD_POLICY_PREFIX",
+    "FRAUD_WINDOW_PREFIX",
     "JTI_PREFIX",
     "OUTBOX_PREFIX",
     "OUTBOX_SEEN_PREFIX",
+    "PASSKEY_CHALLENGE_PREFIX",
+    "PASSKEY_CREDENTIAL_PREFIX",
+    "PASSKEY_REGISTRATION_PREFIX",
     "RATE_LIMIT_BUCKETS_PREFIX",
     "RATE_LIMIT_NAMES_PREFIX",
     "RATE_LIMIT_PREFIX",
@@ -67,6 +79,19 @@ FACTOR_PREFIX = PREFIX + "factor:"
 FACTOR_INDEX_PREFIX = PREFIX + "factors:"
 CHALLENGE_PREFIX = PREFIX + "challenge:"
 CHALLENGE_INDEX_PREFIX = PREFIX + "challenges:"
+# passkeys, all "<service sid>:<base64url>": a pending registration challenge -> YF (TTL), an
+# authentication challenge -> YC (TTL), a registered credential id -> YF
+PASSKEY_REGISTRATION_PREFIX = PREFIX + "pk-reg:"
+PASSKEY_CHALLENGE_PREFIX = PREFIX + "pk-chal:"
+PASSKEY_CREDENTIAL_PREFIX = PREFIX + "pk-cred:"
+# string: a push factor's credential sid (CR…, the kid of its device JWTs) -> factor sid (YF…)
+FACTOR_CREDENTIAL_PREFIX = PREFIX + "factor-cred:"
+# counter with TTL: factor creations of one entity on one UTC day ("<VA>:<identity>:<yyyymmdd>")
+FACTOR_CREATIONS_PREFIX = PREFIX + "factor-creations:"
+# string with TTL: a push enrolment access token (YK…) as JSON (its token sealed)
+ACCESS_TOKEN_PREFIX = PREFIX + "access-token:"
+# string with TTL: sha256 of an access token's value -> its YK sid (consumed by factor creation)
+ACCESS_TOKEN_VALUE_PREFIX = PREFIX + "access-token-value:"
 # set of all application ids
 APPS_SET = PREFIX + "apps"
 # string: api_key -> application id
@@ -77,6 +102,17 @@ VERIFICATION_PREFIX = PREFIX + "ver:"
 ACTIVE_PREFIX = PREFIX + "active:"
 # string with TTL: a JWT id already accepted (replay cache)
 JTI_PREFIX = PREFIX + "jti:"
+# hash: a tenant's fraud policy (geo = allowed calling codes "44,1"; bypass = "1" when the
+# per-request fraud_check=false / RiskCheck=disable is honoured); tenant = app id or VA sid
+FRAUD_POLICY_PREFIX = PREFIX + "fraud-policy:"
+# sorted set with TTL: start times in one sliding window ("n:<tenant>:<hash>" or "ip:<hash>")
+FRAUD_WINDOW_PREFIX = PREFIX + "fw:"
+# hash with TTL: "<tenant>:<calling code>" -> s<bucket> starts and c<bucket> completions
+FRAUD_CC_PREFIX = PREFIX + "fcc:"
+# sorted set with TTL: failed Basic-auth attempts ("u:<hash>" per username, "ip:<hash>")
+AUTH_FAIL_PREFIX = PREFIX + "authfail:"
+# string with TTL: a throttled Basic username or IP; the value is when the block ends (ms)
+AUTH_BLOCK_PREFIX = PREFIX + "authblock:"
 # string: silent-auth session token -> request id (single use, TTL)
 SA_SESSION_PREFIX = PREFIX + "sa:"
 # string: sandbox operator authorization code -> device result (single use)

@@ -142,24 +142,36 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     from . import (
+        api_factors,
+        api_passkeys,
         api_sandbox,
         api_silent_auth,
         api_twilio,
         api_twilio_ratelimits,
         api_twilio_webhooks,
         api_vonage,
+        authguard,
+        metrics,
         openapi,
     )
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    # metrics outermost (it sees the final status); the Basic-auth guard innermost (it sees
+    # the handlers' 401s before the error middleware turns them into responses)
+    app = web.Application(
+        middlewares=[metrics.middleware, error_middleware, authguard.middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[_SETTINGS] = settings
     app.cleanup_ctx.append(_services_ctx)
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi.handler)
+    app.router.add_get("/metrics", metrics.handler)
     api_vonage.setup_routes(app)
     api_silent_auth.setup_routes(app)
     api_twilio.setup_routes(app)
+    api_passkeys.setup_routes(app, sandbox=settings.sandbox)
     api_twilio_webhooks.setup_routes(app)
+    api_factors.setup_routes(app)
     api_twilio_ratelimits.setup_routes(app)
     if settings.sandbox:
         api_sandbox.setup_routes(app)

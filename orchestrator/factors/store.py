@@ -102,6 +102,7 @@ class FactorStore:
         """The entity and everything under it: its factors and challenges."""
         for factor in await self.factors_of(entity.service_sid, entity.identity):
             await self.redis.delete(self.factor_key(factor.sid))
+            await self._drop_credential(factor)
         for challenge_sid in await self.redis.zrange(
             self.challenges_index(entity.service_sid, entity.identity), 0, -1
         ):
@@ -134,6 +135,24 @@ class FactorStore:
     async def delete_factor(self, factor: Factor) -> None:
         await self.redis.delete(self.factor_key(factor.sid))
         await self.redis.zrem(self.factors_index(factor.service_sid, factor.identity), factor.sid)
+        await self._drop_credential(factor)
+
+    # push credentials: the `kid` of a device's JWTs names its factor ---------------------------
+    @staticmethod
+    def credential_key(credential_sid: str) -> str:
+        return constants.FACTOR_CREDENTIAL_PREFIX + credential_sid
+
+    async def add_credential(self, credential_sid: str, factor_sid: str) -> None:
+        await self.redis.set(self.credential_key(credential_sid), factor_sid)
+
+    async def factor_by_credential(self, credential_sid: str) -> Factor | None:
+        sid = await self.redis.get(self.credential_key(credential_sid))
+        return None if sid is None else await self.get_factor(sid.decode())
+
+    async def _drop_credential(self, factor: Factor) -> None:
+        credential = factor.config.get("credential_sid")
+        if isinstance(credential, str):
+            await self.redis.delete(self.credential_key(credential))
 
     # challenges ------------------------------------------------------------------------------
     async def get_challenge(self, sid: str) -> Challenge | None:
