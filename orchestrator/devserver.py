@@ -121,6 +121,9 @@ Twilio dialect (create a service once, then verifications):
   curl -s -u {app.get("account_sid")}:{app.get("auth_token")} {url}/v2/Services/VA.../Verifications \
     --data-urlencode To=+447700900000 -d Channel=sms
 
+Passkeys demo (a real authenticator in your browser; localhost is a secure context):
+  http://localhost:{url.rsplit(":", 1)[-1]}/passkeys/demo?service=VA...&identity=demo-user-0001
+
 Python (official vonage SDK; it speaks https only, so send it through plain http here):
   from vonage import Auth, HttpClientOptions, Vonage
   from vonage_verify import VerifyRequest, SmsChannel
