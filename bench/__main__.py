@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--profile]`: see bench/README.md."""
+"""`python -m bench [--quick] [--profile] [--plot | --plot-only]`: see bench/README.md."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from pathlib import Path
 from types import FrameType
 
 from .config import DEFAULT, QUICK
+from .plot import plot
 from .procs import BenchError, Procs
 from .report import print_report, summarize, write_results
 from .runner import run
 from .stack import REPO
 
 RESULTS = REPO / "bench" / "results"
+PLOT = REPO / "docs" / "bench-latency.png"
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
@@ -35,7 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, help="closed-loop connections (default 32)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--plot", action="store_true", help=f"after the run, plot latest.json to {PLOT}"
+    )
+    parser.add_argument(
+        "--plot-only", action="store_true", help="no run: plot the existing latest.json"
+    )
     args = parser.parse_args(argv)
+    if args.plot_only:
+        print(f"plot: {plot(args.results_dir / 'latest.json', PLOT)}")
+        return 0
     plan = QUICK if args.quick else DEFAULT
     if args.concurrency:
         plan = plan.__class__(**{**plan.__dict__, "concurrency": args.concurrency})
@@ -69,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     print_report(meta, phases, summary)
     path = write_results(args.results_dir, {"summary": summary, "meta": meta, "phases": phases})
     print(f"\nfull results: {path}" + ("" if ok else f"; process logs kept in {workdir}"))
+    if args.plot:
+        print(f"plot: {plot(path, PLOT)}")
     print(json.dumps(summary, separators=(",", ":")))
     return 0 if ok else 1
 

@@ -1,4 +1,4 @@
-"""How long and how hard each phase runs: `--quick` (< 60 s on 2 cores) or the default (~1.5-2 min)."""
+"""How long and how hard each phase runs: `--quick` (< 60 s on 2 cores) or the default (~3 min)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ class Plan:
     memory_n: int  # starts in the memory batch
     jwt_n: int  # JWT starts (and as many Basic starts, back to back, to compare)
     profile_s: float  # seconds of starts under py-spy with --profile
+    silent_n: int  # sequential full silent-auth flows (start → hops → check → summary webhook)
+    webhooks_n: int  # webhook messages enqueued at once for the delivery-throughput phase
+    pending_levels: tuple[int, ...]  # pending verifications in Redis for the start-latency runs
+    pending_n: int  # sequential starts timed at each level (and against the floor)
 
 
 QUICK = Plan(
@@ -32,6 +36,10 @@ QUICK = Plan(
     memory_n=2000,
     jwt_n=400,
     profile_s=8,
+    silent_n=100,
+    webhooks_n=2000,
+    pending_levels=(1_000, 100_000),
+    pending_n=200,
 )
 DEFAULT = Plan(
     name="default",
@@ -44,4 +52,8 @@ DEFAULT = Plan(
     memory_n=5000,
     jwt_n=2000,
     profile_s=20,
+    silent_n=500,
+    webhooks_n=10_000,
+    pending_levels=(1_000, 100_000, 1_000_000),
+    pending_n=1000,
 )

@@ -36,6 +36,9 @@ def summarize(meta: dict[str, Any], phases: dict[str, Any]) -> dict[str, Any]:
         for p in phases.values()
         if isinstance(v := _get(p, "cpu_s", "foreign_cores"), int | float)
     ]
+    by_pending = _get(phases, "pending", "by_pending")
+    by_pending = by_pending if isinstance(by_pending, dict) else {}
+    floor_seq = _get(phases, "pending", "floor_sequential", "p50_ms")
     return {
         "starts_per_s": starts,
         "floor_per_s": floor,
@@ -44,6 +47,12 @@ def summarize(meta: dict[str, Any], phases: dict[str, Any]) -> dict[str, Any]:
         "sustained_starts_per_s": _get(phases, "starts", "sustained_starts_per_s"),
         "start_to_outbox_p50_ms": _get(phases, "latency", "start_to_outbox", "p50_ms"),
         "start_to_outbox_p99_ms": _get(phases, "latency", "start_to_outbox", "p99_ms"),
+        "silent_auth_flow_p50_ms": _get(phases, "silent_auth", "flow", "p50_ms"),
+        "silent_auth_flow_p99_ms": _get(phases, "silent_auth", "flow", "p99_ms"),
+        "webhooks_per_s": _get(phases, "webhooks", "webhooks_per_s"),
+        "start_p50_ms_by_pending": {k: v.get("p50_ms") for k, v in by_pending.items()} or None,
+        "start_p99_ms_by_pending": {k: v.get("p99_ms") for k, v in by_pending.items()} or None,
+        "floor_sequential_p50_ms": floor_seq,
         "redis_bytes_per_pending": _get(phases, "memory", "bytes_per_pending"),
         "verification_hash_bytes": _get(
             phases, "memory", "one_verification", "verification_hash_bytes"
@@ -127,6 +136,9 @@ def print_report(meta: dict[str, Any], phases: dict[str, Any], summary: dict[str
     for label, phase in rows:
         print(_row(label, phase))
     _print_latency(phases.get("latency"))
+    _print_pending(phases.get("pending"))
+    _print_silent(phases.get("silent_auth"))
+    _print_webhooks(phases.get("webhooks"))
     _print_memory(phases.get("memory"))
     _print_profile(phases.get("profile"))
     print("\nSummary")
@@ -157,6 +169,65 @@ def _print_latency(lat: Any) -> None:
         )
     if lat.get("problems"):
         print(f"  problems: {lat['problems']}")
+
+
+def _line(label: str, s: Any) -> str:
+    s = s if isinstance(s, dict) else {}
+    return (
+        f"  {label:<34} n={s.get('n')}  p50 {s.get('p50_ms')} ms  p90 {s.get('p90_ms')} ms"
+        f"  p99 {s.get('p99_ms')} ms  max {s.get('max_ms')} ms"
+    )
+
+
+def _failed(title: str, phase: Any) -> bool:
+    print(title)
+    if not isinstance(phase, dict) or "error" in phase:
+        print(f"  {phase.get('error') if isinstance(phase, dict) else 'not run'}")
+        return True
+    return False
+
+
+def _print_pending(p: Any) -> None:
+    if _failed("\nStart latency (sequential POST → 202) by pending verifications in Redis", p):
+        return
+    print(_line("floor app (same body, one SET)", p.get("floor_sequential")))
+    for level, s in p.get("by_pending", {}).items():
+        print(
+            _line(f"{int(level):>9,} pending", s)
+            + f"  (filled in {s.get('fill_s')} s, errors {s.get('errors')})"
+        )
+    print(_line("after deleting the synthetic ones", p.get("after_cleanup")))
+    print(
+        f"  synthetic state JSON {p.get('state_json_bytes')} bytes; cleanup {p.get('cleanup_s')} s"
+    )
+
+
+def _print_silent(p: Any) -> None:
+    title = "\nSilent-auth flow (JWT start → check_url hops → check → summary webhook received)"
+    if _failed(title, p):
+        return
+    print(_line("whole flow", p.get("flow")))
+    for key, label in (
+        ("start", "  start POST → 202"),
+        ("check_url", "  check_url hops → 200 {code}"),
+        ("check", "  check POST → 200"),
+        ("webhook", "  200 → summary webhook arrives"),
+    ):
+        print(_line(label, p.get("parts", {}).get(key)))
+    print(f"  webhooks received by kind: {p.get('webhooks_received')}")
+    if p.get("problems"):
+        print(f"  problems: {p['problems']}")
+
+
+def _print_webhooks(p: Any) -> None:
+    if _failed("\nWebhook deliveries, one worker process, receiver answers 204", p):
+        return
+    per_op = p.get("cpu_ms_per_op", {})
+    print(
+        f"  {p['n']} messages enqueued in {p['enqueue_s']} s, all delivered {p['elapsed_s']} s "
+        f"after the enqueue began → {p['webhooks_per_s']}/s "
+        f"({p['webhooks_per_s_after_enqueue']}/s after the enqueue); CPU ms per delivery {per_op}"
+    )
 
 
 def _print_memory(mem: Any) -> None:

@@ -16,12 +16,15 @@ import aiohttp
 from .client import VerifyClient, basic_header
 from .config import Plan
 from .cpu import CpuMeter
+from .flows import silent_auth_flow, webhook_throughput
 from .latency import start_to_outbox
 from .memory import memory_per_pending
 from .numbers import Numbers
+from .pending import start_by_pending
 from .phases import Ctx, checks_phase, floor_phase, jwt_phase, starts_phase
 from .procs import BenchError, Procs
 from .profile import profile_phase
+from .receiver import Receiver
 from .stack import REDIS_NOTE, REPO, start_stack
 
 __all__ = ["run"]
@@ -77,10 +80,16 @@ async def run(
     phases: dict[str, Any] = {}
     connector = aiohttp.TCPConnector(limit=plan.concurrency + 4)
     timeout = aiohttp.ClientTimeout(total=30)
+    receiver = Receiver()
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        print("  … starting redis-server, serve, worker, floor; creating the app", flush=True)
+        print("  … starting redis-server, serve, worker, floor; creating the apps", flush=True)
         t0 = time.perf_counter()
-        stack = await start_stack(procs, procs.workdir, http)
+        status_url = await receiver.start()
+        try:
+            stack = await start_stack(procs, procs.workdir, http, status_url)
+        except BaseException:
+            await receiver.stop()
+            raise
         meta["startup_s"] = round(time.perf_counter() - t0, 2)
         meta["redis_version"] = stack.redis_version
         meta["redis_allocator"] = stack.redis_allocator
@@ -101,12 +110,34 @@ async def run(
         )
         try:
             await _phase(phases, "floor", lambda: floor_phase(ctx))
+            # before the load phases leave thousands of real pending verifications behind
+            await _phase(
+                phases,
+                "pending",
+                lambda: start_by_pending(
+                    stack, ctx.api, ctx.floor, ctx.numbers, plan.pending_levels, plan.pending_n
+                ),
+            )
             await _phase(phases, "starts", lambda: starts_phase(ctx))
             await _phase(phases, "checks", lambda: checks_phase(ctx))
             await _phase(
                 phases,
                 "latency",
                 lambda: start_to_outbox(ctx.api, stack.redis, ctx.numbers, plan.latency_n),
+            )
+            await _phase(
+                phases,
+                "silent_auth",
+                lambda: silent_auth_flow(
+                    http, stack.service_url, stack.wh_app, receiver, plan.silent_n
+                ),
+            )
+            await _phase(
+                phases,
+                "webhooks",
+                lambda: webhook_throughput(
+                    stack.redis, procs, meter, stack.wh_app, receiver, plan.webhooks_n
+                ),
             )
             await _phase(
                 phases,
@@ -120,5 +151,6 @@ async def run(
                 await _phase(phases, "profile", lambda: profile_phase(ctx, results_dir))
         finally:
             await stack.redis.aclose()
+    await receiver.stop()
     meta["loadavg_end"] = _loadavg()
     return meta, phases

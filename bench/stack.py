@@ -50,7 +50,8 @@ class Stack:
     redis_allocator: str
     service_url: str
     floor_url: str
-    app: App
+    app: App  # no status URL: its starts send no webhooks
+    wh_app: App  # status URL = the bench's webhook receiver
     redis: Redis
 
 
@@ -84,6 +85,8 @@ def _service_env(redis_url: str, port: int) -> dict[str, str]:
             "VERIFY_FRAUD_NUMBER_LIMIT": "1000000",
             "VERIFY_FRAUD_IP_LIMIT": "100000000",
             "VERIFY_FRAUD_PREFIX_FLOOR": "100000000",
+            # the webhook receiver the bench runs listens on 127.0.0.1
+            "VERIFY_WEBHOOK_ALLOW_PRIVATE": "true",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -114,10 +117,13 @@ async def _start_redis(procs: Procs, workdir: Path) -> tuple[str, Redis]:
     return url, redis
 
 
-async def _create_app(env: dict[str, str], workdir: Path) -> App:
-    key_path = workdir / "bench-app.key"
+async def _create_app(
+    env: dict[str, str], workdir: Path, name: str = "bench", status_url: str = ""
+) -> App:
+    key_path = workdir / f"{name}-app.key"
+    extra = ["--status-url", status_url] if status_url else []
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "apps", "create", "--name", "bench", "--private-key-out", str(key_path),
+        *CLI, "apps", "create", "--name", name, "--private-key-out", str(key_path), *extra,
         cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -132,7 +138,9 @@ async def _create_app(env: dict[str, str], workdir: Path) -> App:
     )
 
 
-async def start_stack(procs: Procs, workdir: Path, http: aiohttp.ClientSession) -> Stack:
+async def start_stack(
+    procs: Procs, workdir: Path, http: aiohttp.ClientSession, status_url: str
+) -> Stack:
     redis_url, redis = await _start_redis(procs, workdir)
     port, floor_port = free_port(), free_port()
     env = _service_env(redis_url, port)
@@ -143,7 +151,9 @@ async def start_stack(procs: Procs, workdir: Path, http: aiohttp.ClientSession) 
         [sys.executable, "-m", "bench.floor", "--port", str(floor_port), "--redis-url", redis_url],
         env,
     )
-    app = await _create_app(env, workdir)
+    app, wh_app = await asyncio.gather(
+        _create_app(env, workdir), _create_app(env, workdir, "bench-webhooks", status_url)
+    )
     service_url, floor_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{floor_port}"
 
     def healthy(url: str) -> Probe:
@@ -172,5 +182,6 @@ async def start_stack(procs: Procs, workdir: Path, http: aiohttp.ClientSession) 
         service_url=service_url,
         floor_url=floor_url,
         app=app,
+        wh_app=wh_app,
         redis=redis,
     )
