@@ -38,6 +38,13 @@ def run_dev(port: int, data_dir: Path) -> int:
             "redis_url": redis_url,
             "sandbox": True,
             "webhook_allow_private": True,
+            # one person trying things by hand retries the same number often; keep the guard on
+            # but far from their way (explicit VERIFY_FRAUD_* settings still win)
+            **{
+                name: value
+                for name, value in (("fraud_number_limit", 100), ("fraud_ip_limit", 1000))
+                if name not in base.model_fields_set
+            },
             "public_url": public_url
             if "public_url" not in base.model_fields_set
             else base.public_url,
