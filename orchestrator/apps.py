@@ -6,8 +6,9 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -17,11 +18,13 @@ from . import constants
 from .luascripts import registered
 
 __all__ = [
+    "APP_CACHE_MAX_AGE_S",
     "Application",
     "NewApplication",
     "create_app",
     "get_app",
     "get_app_by_api_key",
+    "get_app_cached",
     "hash_secret",
     "list_apps",
     "update_app",
@@ -127,6 +130,39 @@ async def get_app(redis: Redis, app_id: str) -> Application | None:
     return _from_fields({k.decode(): v.decode() for k, v in raw.items()})
 
 
+# A per-process cache for the webhook worker, which would otherwise read the application's hash
+# once per delivery. BOUND: an entry is at most APP_CACHE_MAX_AGE_S old (timed from before its
+# read), so a status URL change, re-enable or 410 disable made by another process takes effect
+# within that time; update_app and disable_status_url update this process's cache at once.
+# Entries are shared: callers must not mutate them. Missing applications are not cached.
+APP_CACHE_MAX_AGE_S = 1.0
+_APP_CACHE_MAX_ENTRIES = 4096
+_app_cache: dict[str, tuple[float, Application]] = {}
+# bumped by this process's writes: a read that overlapped one is not cached
+_app_cache_gen = 0
+
+
+async def get_app_cached(
+    redis: Redis, app_id: str, max_age: float = APP_CACHE_MAX_AGE_S
+) -> Application | None:
+    """get_app, answered from this process's cache when its entry is under `max_age` s old."""
+    now = time.monotonic()
+    hit = _app_cache.get(app_id)
+    if hit is not None and now - hit[0] < max_age:
+        return hit[1]
+    gen = _app_cache_gen
+    app = await get_app(redis, app_id)
+    if app is None:
+        _app_cache.pop(app_id, None)
+        return None
+    if gen != _app_cache_gen:
+        return app
+    if len(_app_cache) >= _APP_CACHE_MAX_ENTRIES:
+        _app_cache.clear()
+    _app_cache[app_id] = (now, app)
+    return app
+
+
 # the api key's application id, then that application's hash: one round trip for Basic auth
 _BY_API_KEY = """
 local app_id = redis.call('GET', KEYS[1])
@@ -170,9 +206,22 @@ async def update_app(
     if enable_status_url:
         app.status_url_disabled = False
     await _save(redis, app)
+    _forget(app_id)
     return app
+
+
+def _forget(app_id: str) -> None:
+    global _app_cache_gen
+    _app_cache_gen += 1
+    _app_cache.pop(app_id, None)
 
 
 async def disable_status_url(redis: Redis, app_id: str) -> None:
     """The receiver answered 410 Gone: stop sending until the URL is changed or re-enabled."""
     await redis.hset(constants.APP_PREFIX + app_id, "status_url_disabled", "1")  # type: ignore[misc]
+    # this process stops at once; other processes within APP_CACHE_MAX_AGE_S
+    global _app_cache_gen
+    _app_cache_gen += 1
+    hit = _app_cache.get(app_id)
+    if hit is not None:
+        _app_cache[app_id] = (hit[0], replace(hit[1], status_url_disabled=True))

@@ -9,12 +9,12 @@ and the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import Mapping, Sequence
-
-import jwt
 
 __all__ = [
     "standard_webhook_headers",
@@ -24,9 +24,19 @@ __all__ = [
 ]
 
 
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+# the header segment PyJWT writes for HS256 (sorted keys, compact separators), encoded once
+_HS256_HEADER = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+
+
 def vonage_authorization(
     body: bytes, *, secret: str, api_key: str, application_id: str, now: int
 ) -> str:
+    """`Bearer <HS256 JWT>`, the same bytes `jwt.encode(claims, secret, algorithm="HS256")` gives,
+    signed with hmac directly (PyJWT's generic encoder cost more than the rest of a delivery)."""
     claims = {
         "iat": now,
         "jti": str(uuid.uuid4()),
@@ -35,7 +45,10 @@ def vonage_authorization(
         "api_key": api_key,
         "application_id": application_id,
     }
-    return "Bearer " + jwt.encode(claims, secret, algorithm="HS256")
+    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = _HS256_HEADER + b"." + payload
+    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+    return "Bearer " + (signing_input + b"." + _b64url(signature)).decode()
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str | Sequence[str]]) -> str:
@@ -52,8 +65,13 @@ def twilio_signature(auth_token: str, url: str, params: Mapping[str, str | Seque
     return base64.b64encode(digest).decode()
 
 
+@functools.lru_cache(maxsize=1024)
+def _standard_webhook_key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
 def standard_webhook_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
+    key = _standard_webhook_key(secret)
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()

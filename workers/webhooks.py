@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -16,7 +17,7 @@ from redis.asyncio import Redis
 
 from orchestrator import constants, twilio_webhooks
 from orchestrator.accounts import get_account
-from orchestrator.apps import disable_status_url, get_app
+from orchestrator.apps import disable_status_url, get_app_cached
 from orchestrator.netguard import UnsafeURL, is_forbidden_address
 from orchestrator.signing import standard_webhook_headers, twilio_signature, vonage_authorization
 from orchestrator.timefmt import iso_ms, utcnow
@@ -95,7 +96,9 @@ async def attempt_delivery(
             allow_private=allow_private,
             request_timeout=request_timeout,
         )
-    app = await get_app(redis, record["tenant"].decode())
+    # cached per process for at most APP_CACHE_MAX_AGE_S (1 s): a status URL change or a 410
+    # disable by another process takes effect within that bound, this process's at once
+    app = await get_app_cached(redis, record["tenant"].decode())
     if app is None or not app.status_url or app.status_url_disabled:
         return Attempt("dropped")
     body: bytes = record["body"]
@@ -124,6 +127,11 @@ async def attempt_delivery(
     return Attempt("retry", status)
 
 
+@functools.lru_cache(maxsize=8)
+def _client_timeout(total: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total)  # frozen: one shared instance per value
+
+
 async def _post(
     session: aiohttp.ClientSession,
     message_id: str,
@@ -139,7 +147,7 @@ async def _post(
             data=body,
             headers=headers,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=request_timeout),
+            timeout=_client_timeout(request_timeout),
         ) as resp:
             status = resp.status
             await resp.read()

@@ -30,7 +30,15 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from orchestrator import auth, constants, outbox
-from orchestrator.apps import create_app, get_app, get_app_by_api_key
+from orchestrator.apps import (
+    APP_CACHE_MAX_AGE_S,
+    create_app,
+    disable_status_url,
+    get_app,
+    get_app_by_api_key,
+    get_app_cached,
+    update_app,
+)
 from orchestrator.codes import SecretCodeTools
 from orchestrator.devredis import EmbeddedRedis
 from orchestrator.dialects import vonage
@@ -203,6 +211,27 @@ async def test_app_by_api_key_in_one_lookup_matches_get_app(redis: Redis) -> Non
     # a dangling api key (application hash gone) is no application
     await redis.delete(constants.APP_PREFIX + new.app.id)
     assert await get_app_by_api_key(redis, new.app.api_key) is None
+
+
+async def test_app_cache_is_bounded_and_sees_this_process_disable(redis: Redis) -> None:
+    new = await create_app(redis, "t", "https://example.com/hook", "2024-01-01T00:00:00Z")
+    app_id = new.app.id
+    assert await get_app_cached(redis, app_id) == new.app
+    # another process changes the URL: seen once the entry is older than its bound
+    await redis.hset(constants.APP_PREFIX + app_id, "status_url", "https://example.com/new")  # type: ignore[misc]
+    cached = await get_app_cached(redis, app_id)
+    assert cached is not None and cached.status_url == "https://example.com/hook"
+    fresh = await get_app_cached(redis, app_id, max_age=0)
+    assert fresh is not None and fresh.status_url == "https://example.com/new"
+    # a 410 in this process disables the cached entry at once
+    await disable_status_url(redis, app_id)
+    cached = await get_app_cached(redis, app_id)
+    assert cached is not None and cached.status_url_disabled
+    # update_app (re-enable) drops the entry
+    await update_app(redis, app_id, enable_status_url=True)
+    cached = await get_app_cached(redis, app_id)
+    assert cached is not None and not cached.status_url_disabled
+    assert APP_CACHE_MAX_AGE_S <= 1.0
 
 
 def _token(private_pem: str, app_id: str, **claims: Any) -> str:

@@ -92,6 +92,24 @@ def test_vonage_authorization_is_hs256_with_payload_hash() -> None:
         jwt.decode(token, "wrong-secret-wrong-secret-wrong-secret", algorithms=["HS256"])
 
 
+def test_vonage_authorization_is_the_token_pyjwt_would_encode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # signed with hmac directly, not PyJWT's generic encoder: the very same bytes
+    jti = uuid.uuid4()
+    monkeypatch.setattr(uuid, "uuid4", lambda: jti)
+    header = vonage_authorization(BODY, secret="s" * 32, api_key="k", application_id="a", now=7)
+    claims = {
+        "iat": 7,
+        "jti": str(jti),
+        "iss": "Vonage",
+        "payload_hash": hashlib.sha256(BODY).hexdigest(),
+        "api_key": "k",
+        "application_id": "a",
+    }
+    assert header == "Bearer " + jwt.encode(claims, "s" * 32, algorithm="HS256")
+
+
 def test_vonage_authorization_jti_is_unique() -> None:
     now = int(time.time())
     tokens = [
