@@ -141,7 +141,13 @@ def factor_resource(
 
 
 def challenge_resource(c: Challenge, base: str) -> dict[str, Any]:
-    url = f"{_entity_url(base, c.service_sid, c.identity)}/Challenges/{c.sid}"
+    if c.identity:
+        url = f"{_entity_url(base, c.service_sid, c.identity)}/Challenges/{c.sid}"
+        links: dict[str, str] | None = {"notifications": f"{url}/Notifications"}
+    else:
+        # a discoverable passkey challenge belongs to no entity until a credential answers it
+        url = f"{base}/v2/Services/{c.service_sid}/Passkeys/Challenges"
+        links = None
     return {
         "sid": c.sid,
         "account_sid": c.account_sid,
@@ -160,7 +166,7 @@ def challenge_resource(c: Challenge, base: str) -> dict[str, Any]:
         "metadata": c.metadata,
         "factor_type": c.factor_type,
         "url": url,
-        "links": {"notifications": f"{url}/Notifications"},
+        "links": links,
     }
 
 

@@ -20,8 +20,9 @@ from aiohttp import web
 
 from . import constants
 from .accounts import new_sid
+from .api_factors import challenge_resource, factor_resource
 from .api_twilio import base_url, service_for
-from .dialects.twilio import TwilioError, tw_date
+from .dialects.twilio import TwilioError
 from .factors import events, lifecycle
 from .factors import passkeys as pk
 from .factors.models import Challenge, Entity, Factor
@@ -138,49 +139,7 @@ def _ms(moment: datetime) -> int:
 # ---- resources ----------------------------------------------------------------------------------
 
 
-def factor_resource(f: Factor, base: str) -> dict[str, Any]:
-    return {
-        "sid": f.sid,
-        "account_sid": f.account_sid,
-        "service_sid": f.service_sid,
-        "entity_sid": f.entity_sid,
-        "identity": f.identity,
-        "date_created": tw_date(f.date_created),
-        "date_updated": tw_date(f.date_updated),
-        "friendly_name": f.friendly_name,
-        "status": f.status,
-        "factor_type": f.factor_type,
-        "config": f.config,
-        "metadata": f.metadata,
-        "url": f"{base}/v2/Services/{f.service_sid}/Entities/{f.identity}/Factors/{f.sid}",
-    }
-
-
-def challenge_resource(c: Challenge, base: str) -> dict[str, Any]:
-    service = f"{base}/v2/Services/{c.service_sid}"
-    return {
-        "sid": c.sid,
-        "account_sid": c.account_sid,
-        "service_sid": c.service_sid,
-        "entity_sid": c.entity_sid,
-        "identity": c.identity,
-        "factor_sid": c.factor_sid,
-        "date_created": tw_date(c.date_created),
-        "date_updated": tw_date(c.date_updated),
-        "date_responded": tw_date(c.date_responded),
-        "expiration_date": tw_date(c.expiration_date),
-        "status": c.status,
-        "responded_reason": c.responded_reason,
-        "details": c.details or None,
-        "hidden_details": c.hidden_details,
-        "metadata": c.metadata,
-        "factor_type": c.factor_type,
-        # a discoverable challenge belongs to no entity until a credential answers it
-        "url": f"{service}/Entities/{c.identity}/Challenges/{c.sid}"
-        if c.identity
-        else f"{service}/Passkeys/Challenges",
-        "links": None,
-    }
+# factor_resource and challenge_resource are the Entities API's own (one shape per resource)
 
 
 # ---- registration -------------------------------------------------------------------------------
