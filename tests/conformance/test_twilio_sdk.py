@@ -100,7 +100,7 @@ class Outbox:
             return found if len(found) >= count else None
 
         result: list[dict[str, Any]] = wait_until(
-            enough, timeout=15, what=f"{count} message(s) of {sid} to {to}"
+            enough, timeout=60, what=f"{count} message(s) of {sid} to {to}"
         )
         return result
 
