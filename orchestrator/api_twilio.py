@@ -324,8 +324,7 @@ async def create_verification(request: web.Request) -> web.Response:
     now = utcnow()
     existing = await services.redis.get(services.store.active_key(service.sid, to))
     # a resend is bounded by its verification's own send limit: only new ones count per number
-    await fraud.check_start(
-        services.redis,
+    guard = fraud.start_guard(
         settings,
         dialect="twilio",
         tenant=service.sid,
@@ -335,6 +334,8 @@ async def create_verification(request: web.Request) -> web.Response:
         bypass_requested=risk_check == "disable",
     )
     if existing is not None:
+        if guard is not None:
+            await fraud.run_guard(services.redis, guard)
         # a new start for a pending destination is a resend of the same verification
         rid = existing.decode()
         t = await services.store.apply(
@@ -361,7 +362,7 @@ async def create_verification(request: web.Request) -> web.Response:
         rules=tw.TWILIO_RULES,
         extra={"amount": amount, "payee": payee, "lookup": lookup},
     )
-    await services.store.create(transition.begin(v, now, services.tools), now)
+    await services.store.create(transition.begin(v, now, services.tools), now, guard)
     metrics.started(v)
     return web.json_response(_resource(request, services, v), status=201)
 

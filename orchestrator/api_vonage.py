@@ -63,8 +63,7 @@ async def start(request: web.Request) -> web.Response:
         if not await services.operator.covers(first.to):
             raise errors.NotCovered()
     destinations, codes = fraud.verification_targets(v)
-    await fraud.check_start(
-        services.redis,
+    guard = fraud.start_guard(
         settings,
         dialect="vonage",
         tenant=v.tenant,
@@ -74,7 +73,7 @@ async def start(request: web.Request) -> web.Response:
         bypass_requested=req.fraud_check is False,
     )
     t = transition.begin(v, now, services.tools)
-    await services.store.create(t, now)
+    await services.store.create(t, now, guard)
     metrics.started(v)
     body: dict[str, str] = {"request_id": v.request_id}
     if silent:

@@ -24,6 +24,7 @@ __all__ = [
     "create_app",
     "get_app",
     "get_app_by_api_key",
+    "get_app_by_api_key_cached",
     "get_app_cached",
     "hash_secret",
     "list_apps",
@@ -130,8 +131,8 @@ async def get_app(redis: Redis, app_id: str) -> Application | None:
     return _from_fields({k.decode(): v.decode() for k, v in raw.items()})
 
 
-# A per-process cache for the webhook worker, which would otherwise read the application's hash
-# once per delivery. BOUND: an entry is at most APP_CACHE_MAX_AGE_S old (timed from before its
+# A per-process cache for the webhook worker and for authentication, which would otherwise read
+# the application's hash once per delivery or request. BOUND: an entry is at most APP_CACHE_MAX_AGE_S old (timed from before its
 # read), so a status URL change, re-enable or 410 disable made by another process takes effect
 # within that time; update_app and disable_status_url update this process's cache at once.
 # Entries are shared: callers must not mutate them. Missing applications are not cached.
@@ -181,6 +182,31 @@ async def get_app_by_api_key(redis: Redis, api_key: str) -> Application | None:
     return _from_fields({k.decode(): v.decode() for k, v in zip(it, it, strict=True)})
 
 
+_key_cache: dict[str, tuple[float, Application]] = {}
+
+
+async def get_app_by_api_key_cached(
+    redis: Redis, api_key: str, max_age: float = APP_CACHE_MAX_AGE_S
+) -> Application | None:
+    """get_app_by_api_key through this process's cache (same bound as get_app_cached): Basic
+    auth checks the secret against the cached hash. An api key and its secret never change, so
+    only the application's other fields (status URL) may be up to `max_age` s old."""
+    now = time.monotonic()
+    hit = _key_cache.get(api_key)
+    if hit is not None and now - hit[0] < max_age:
+        return hit[1]
+    gen = _app_cache_gen
+    app = await get_app_by_api_key(redis, api_key)
+    if app is None:
+        _key_cache.pop(api_key, None)
+        return None
+    if gen == _app_cache_gen:
+        if len(_key_cache) >= _APP_CACHE_MAX_ENTRIES:
+            _key_cache.clear()
+        _key_cache[api_key] = (now, app)
+    return app
+
+
 async def list_apps(redis: Redis) -> list[Application]:
     ids = sorted(m.decode() for m in await redis.smembers(constants.APPS_SET))  # type: ignore[misc]
     found = [await get_app(redis, i) for i in ids]
@@ -214,6 +240,7 @@ def _forget(app_id: str) -> None:
     global _app_cache_gen
     _app_cache_gen += 1
     _app_cache.pop(app_id, None)
+    _key_cache.clear()
 
 
 async def disable_status_url(redis: Redis, app_id: str) -> None:
@@ -225,3 +252,4 @@ async def disable_status_url(redis: Redis, app_id: str) -> None:
     hit = _app_cache.get(app_id)
     if hit is not None:
         _app_cache[app_id] = (hit[0], replace(hit[1], status_url_disabled=True))
+    _key_cache.clear()

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from . import constants
 from .accounts import resolve_basic
-from .apps import Application, get_app, get_app_by_api_key
+from .apps import Application, get_app_by_api_key_cached, get_app_cached
 
 __all__ = ["AuthError", "Principal", "authenticate", "authenticate_account", "basic_credentials"]
 
@@ -87,7 +87,7 @@ async def authenticate_account(redis: Redis, header: str | None, leeway: int) ->
 
 async def _basic(redis: Redis, value: str) -> Application:
     api_key, api_secret = basic_credentials("Basic " + value)
-    app = await get_app_by_api_key(redis, api_key)
+    app = await get_app_by_api_key_cached(redis, api_key)
     if app is None or not app.check_api_secret(api_secret):
         raise AuthError()
     return app
@@ -139,7 +139,7 @@ async def _jwt(redis: Redis, token: str, leeway: int) -> Application:
     app_id = claims.get("application_id")
     if not isinstance(app_id, str) or not app_id or len(app_id) > 64:
         raise AuthError()
-    app = await get_app(redis, app_id)
+    app = await get_app_cached(redis, app_id)
     if app is None:
         raise AuthError()
     try:

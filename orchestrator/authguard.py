@@ -4,20 +4,31 @@ further Basic requests are answered 429 (Vonage problem+json "Rate Limit Hit", T
 without looking at the secret — the right one included — until the window lets go.
 
 It is a middleware between the error middleware and the handlers, so both dialects and every
-route get it without the handlers knowing: before the handler, one MGET of the two block keys;
-after a 401 (AuthError, or a Twilio 20003), one Lua call counts the failure in sliding windows
-and, when a window is full, sets a block key that lives until its oldest failure leaves the
-window. Attempts answered 429 are not counted, so a lockout ends on its own.
+route get it without the handlers knowing. After a 401 (AuthError, or a Twilio 20003), one Lua
+call counts the failure in sliding windows and, when a window is full, sets a block key that
+lives until its oldest failure leaves the window, and publishes it. Attempts answered 429 are not
+counted, so a lockout ends on its own.
+
+Before the handler, the two block keys are looked up in this process's copy of them
+(`BlockWatch`: a subscription to the published blocks, seeded by a SCAN once subscribed), so a
+request pays no Redis round trip for the guard. While that copy is not live (starting, or Redis
+dropped the subscription) the guard reads the keys with one MGET instead. BOUND: a block set by
+another process applies here once its message arrives (well under a millisecond on one host);
+the attempts that race it are counted like any other failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
+import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import jwt
 from aiohttp import web
@@ -31,12 +42,15 @@ from .luascripts import registered
 from .settings import Settings
 from .web import SERVICES
 
-__all__ = ["middleware", "record_failure", "throttled_for"]
+__all__ = ["BlockWatch", "middleware", "record_failure", "setup", "throttled_for"]
+
+log = logging.getLogger("orchestrator.authguard")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # KEYS: per window a (fail window, block key) pair; ARGV[1]: member, then per window its limit
-# and window in ms. Counts the failure everywhere; blocks where the window is full.
+# and window in ms, then the channel blocks are published on. Counts the failure everywhere;
+# blocks (and publishes the block) where the window is full.
 _FAIL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,6 +68,7 @@ for i = 1, #KEYS / 2 do
     local until_ms = tonumber(entry[2]) + window
     if until_ms > now then
       redis.call('SET', KEYS[2 * i], tostring(until_ms), 'PX', until_ms - now)
+      redis.call('PUBLISH', ARGV[#ARGV], KEYS[2 * i] .. ' ' .. tostring(until_ms))
       blocked = 1
     end
   end
@@ -101,14 +116,107 @@ def _scopes(settings: Settings, user: str, ip: str | None) -> list[tuple[str, st
     return scopes
 
 
+class BlockWatch:
+    """This process's copy of the live block keys (key -> until, ms since the epoch)."""
+
+    MAX_ENTRIES = 100_000
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._until: dict[str, int] = {}
+        # True once subscribed and seeded, until the subscription fails
+        self.live = False
+
+    def lookup(self, keys: list[str]) -> list[int | None]:
+        now_ms = time.time() * 1000
+        found: list[int | None] = []
+        for key in keys:
+            until = self._until.get(key)
+            if until is not None and until <= now_ms:
+                del self._until[key]
+                until = None
+            found.append(until)
+        return found
+
+    def _learn(self, key: str, until: int) -> None:
+        if len(self._until) >= self.MAX_ENTRIES:
+            self._prune()
+        if until > self._until.get(key, 0):
+            self._until[key] = until
+
+    def _prune(self) -> None:
+        now_ms = time.time() * 1000
+        self._until = {k: u for k, u in self._until.items() if u > now_ms}
+
+    async def run(self) -> None:
+        """Follow the published blocks until cancelled; resubscribe after a Redis failure."""
+        while True:
+            pubsub: Any = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(constants.AUTH_BLOCK_CHANNEL)
+                await self._seed()
+                self.live = True
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._on_message(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("auth block watch reconnecting: %s", type(exc).__name__)
+            finally:
+                self.live = False
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(0.5)
+
+    async def _seed(self) -> None:
+        """The blocks set before the subscription (messages from now on arrive anyway)."""
+        self._until.clear()
+        keys = [k async for k in self._redis.scan_iter(constants.AUTH_BLOCK_PREFIX + "*", 1000)]
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            for key, value in zip(chunk, await self._redis.mget(chunk), strict=True):
+                if value is not None:
+                    self._learn(key.decode(), int(value))
+
+    def _on_message(self, data: bytes) -> None:
+        key, _, until = data.decode().partition(" ")
+        with contextlib.suppress(ValueError):
+            self._learn(key, int(until))
+
+
+BLOCK_WATCH = web.AppKey("auth_block_watch", BlockWatch)
+
+
+def setup(app: web.Application) -> None:
+    """Keep a BlockWatch for the app's lifetime (after the services context, which it uses)."""
+    app.cleanup_ctx.append(_watch_ctx)
+
+
+async def _watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    watch = app[BLOCK_WATCH] = BlockWatch(app[SERVICES].redis)
+    task = asyncio.create_task(watch.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def throttled_for(
-    redis: Redis, settings: Settings, user: str, ip: str | None
+    redis: Redis,
+    settings: Settings,
+    user: str,
+    ip: str | None,
+    watch: BlockWatch | None = None,
 ) -> tuple[str, int] | None:
     """(scope, seconds left) when this username or IP is locked out, else None."""
     scopes = _scopes(settings, user, ip)
     if not scopes:
         return None
-    values = await redis.mget([constants.AUTH_BLOCK_PREFIX + suffix for _, suffix, _ in scopes])
+    keys = [constants.AUTH_BLOCK_PREFIX + suffix for _, suffix, _ in scopes]
+    values: list[Any] = watch.lookup(keys) if watch is not None and watch.live else []
+    if not values:
+        values = await redis.mget(keys)
     now_ms = time.time() * 1000
     for (scope, _, _), value in zip(scopes, values, strict=True):
         if value is not None:
@@ -127,6 +235,7 @@ async def record_failure(redis: Redis, settings: Settings, user: str, ip: str | 
     for _, suffix, limit in scopes:
         keys += [constants.AUTH_FAIL_PREFIX + suffix, constants.AUTH_BLOCK_PREFIX + suffix]
         args += [str(limit), window_ms]
+    args.append(constants.AUTH_BLOCK_CHANNEL)
     await registered(redis, _FAIL)(keys=keys, args=args)
 
 
@@ -143,7 +252,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     services = request.app[SERVICES]
     settings = services.settings
     ip = request.remote
-    locked = await throttled_for(services.redis, settings, user, ip)
+    locked = await throttled_for(services.redis, settings, user, ip, request.app.get(BLOCK_WATCH))
     if locked is not None:
         metrics.AUTH_THROTTLED.labels(locked[0]).inc()
         raise errors.Throttled("auth_" + locked[0], locked[1])

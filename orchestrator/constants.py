@@ -12,6 +12,7 @@ __all__ = [
     "API_KEY_SID_PREFIX",
     "APPS_SET",
     "APP_PREFIX",
+    "AUTH_BLOCK_CHANNEL",
     "AUTH_BLOCK_PREFIX",
     "AUTH_FAIL_PREFIX",
     "BUCKET_PREFIX",
@@ -113,6 +114,8 @@ FRAUD_CC_PREFIX = PREFIX + "fcc:"
 AUTH_FAIL_PREFIX = PREFIX + "authfail:"
 # string with TTL: a throttled Basic username or IP; the value is when the block ends (ms)
 AUTH_BLOCK_PREFIX = PREFIX + "authblock:"
+# pub/sub: "<block key> <until ms>" whenever a block is set (serve processes keep a copy)
+AUTH_BLOCK_CHANNEL = PREFIX + "authblocks"
 # string: silent-auth session token -> request id (single use, TTL)
 SA_SESSION_PREFIX = PREFIX + "sa:"
 # string: sandbox operator authorization code -> device result (single use)

@@ -1,5 +1,7 @@
 """The fraud guard on verification starts: send limits, an adaptive per-country budget against
-SMS pumping, and per-tenant geo permissions. One Lua call decides and counts each start.
+SMS pumping, and per-tenant geo permissions. One Lua call decides and counts each start; for a
+new verification it is the same call as its commit (`Store.create(..., guard)`), so a start
+refused for any reason — the guard's own refusals or a busy destination — counts nowhere.
 
 What a start must pass, in this order (the first refusal wins; a refused start counts nowhere):
 
@@ -36,7 +38,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 from redis.asyncio import Redis
 
 from . import constants, metrics
@@ -48,11 +50,14 @@ from .settings import Settings
 
 __all__ = [
     "FraudPolicy",
+    "StartGuard",
     "calling_code",
     "check_start",
     "get_policy",
     "record_completion",
+    "run_guard",
     "set_policy",
+    "start_guard",
     "verification_targets",
 ]
 
@@ -64,11 +69,13 @@ def calling_code(msisdn: str) -> str:
     sandbox's virtual operator); unparseable numbers fall back to their first three digits."""
     if is_sandbox_number(msisdn):
         return "990"
-    try:
-        number = phonenumbers.parse("+" + msisdn)
-    except phonenumbers.NumberParseException:
-        return msisdn[:3]
-    return str(number.country_code) if number.country_code else msisdn[:3]
+    # calling codes are prefix-free (no code starts another), so the first 1-3 digits that are
+    # a known code are the number's: what phonenumbers.parse finds, without parsing the rest
+    for length in (1, 2, 3):
+        prefix = msisdn[:length]
+        if prefix.isdigit() and int(prefix) in COUNTRY_CODE_TO_REGION_CODE:
+            return prefix
+    return msisdn[:3]
 
 
 def _digest(value: str) -> str:
@@ -130,82 +137,90 @@ async def set_policy(
     return await get_policy(redis, tenant)
 
 
-# KEYS[1]: the tenant policy hash, then the window keys, then the prefix hashes.
-# ARGV[1]: JSON {member, windows: [[limit, window_ms, scope]...], codes: [...] (one per prefix
-# hash, in KEYS order), bypass, floor, multiplier, bucket_ms, buckets[, now]}; `now` (ms) is
-# for tests, else Redis's clock decides, so that every process agrees on the buckets.
-# Returns {"ok", 0, bypassed} or {scope, retry_after_ms, calling code or ""}.
-_CHECK = """
-local plan = cjson.decode(ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if plan.now then now = tonumber(plan.now) end
-local nwin = #plan.windows
-local geo = redis.call('HGET', KEYS[1], 'geo')
-if geo and geo ~= '' then
-  local allowed = {}
-  for code in string.gmatch(geo, '[^,]+') do allowed[code] = true end
-  for _, code in ipairs(plan.codes) do
-    if not allowed[code] then return {'geo', 0, code} end
-  end
-end
-for i = 1, nwin do
-  local key = KEYS[1 + i]
-  local limit = tonumber(plan.windows[i][1])
-  local window = tonumber(plan.windows[i][2])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  if count >= limit then
-    local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-    return {plan.windows[i][3], tonumber(entry[2]) + window - now, ''}
-  end
-end
-local bypassed = 0
-local bucket = math.floor(now / plan.bucket_ms)
-local budgeted = plan.floor > 0
-if budgeted and plan.bypass and redis.call('HGET', KEYS[1], 'bypass') == '1' then
-  budgeted = false
-  bypassed = 1
-end
-if budgeted then
-  local fields = {}
-  for b = bucket - plan.buckets + 1, bucket do fields[#fields + 1] = 'c' .. b end
-  for i, code in ipairs(plan.codes) do
-    local key = KEYS[1 + nwin + i]
-    local peak = 0
-    for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
-      local n = tonumber(v) or 0
-      if n > peak then peak = n end
-    end
-    local budget = math.max(plan.floor, math.floor(plan.multiplier * peak))
-    local started = tonumber(redis.call('HGET', key, 's' .. bucket)) or 0
-    if started >= budget then
-      return {'prefix', (bucket + 1) * plan.bucket_ms - now, code}
+# guard(KEYS, plan, proceed): KEYS[1] the tenant policy hash, then the window keys, then the
+# prefix hashes; `plan` {member, windows: [[limit, window_ms, scope]...], codes: [...] (one per
+# prefix hash, in KEYS order), bypass, floor, multiplier, bucket_ms, buckets[, now]}; `now` (ms)
+# is for tests, else Redis's clock decides, so that every process agrees on the buckets.
+# `proceed()` runs once the start is allowed and before it is counted: the start's own commit
+# (see Store.create), whose refusal ({'conflict'}, {'taken', holder}) is returned uncounted.
+# Returns {"ok", 0, bypassed}, {scope, retry_after_ms, calling code or ""} or proceed's refusal.
+GUARD_LUA = """
+local function guard(KEYS, plan, proceed)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if plan.now then now = tonumber(plan.now) end
+  local nwin = #plan.windows
+  local geo = redis.call('HGET', KEYS[1], 'geo')
+  if geo and geo ~= '' then
+    local allowed = {}
+    for code in string.gmatch(geo, '[^,]+') do allowed[code] = true end
+    for _, code in ipairs(plan.codes) do
+      if not allowed[code] then return {'geo', 0, code} end
     end
   end
-end
-for i = 1, nwin do
-  local key = KEYS[1 + i]
-  redis.call('ZADD', key, now, plan.member)
-  redis.call('PEXPIRE', key, tonumber(plan.windows[i][2]))
-end
-if budgeted then
-  local ttl = (plan.buckets + 1) * plan.bucket_ms
-  for i, _ in ipairs(plan.codes) do
-    local key = KEYS[1 + nwin + i]
-    redis.call('HINCRBY', key, 's' .. bucket, 1)
-    redis.call('PEXPIRE', key, ttl)
-    -- drop buckets that left the window, once the hash holds more than the window needs
-    if redis.call('HLEN', key) > 2 * plan.buckets + 4 then
-      for _, field in ipairs(redis.call('HKEYS', key)) do
-        local b = tonumber(string.sub(field, 2))
-        if b and b <= bucket - plan.buckets then redis.call('HDEL', key, field) end
+  for i = 1, nwin do
+    local key = KEYS[1 + i]
+    local limit = tonumber(plan.windows[i][1])
+    local window = tonumber(plan.windows[i][2])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local count = redis.call('ZCARD', key)
+    if count >= limit then
+      local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+      return {plan.windows[i][3], tonumber(entry[2]) + window - now, ''}
+    end
+  end
+  local bypassed = 0
+  local bucket = math.floor(now / plan.bucket_ms)
+  local budgeted = plan.floor > 0
+  if budgeted and plan.bypass and redis.call('HGET', KEYS[1], 'bypass') == '1' then
+    budgeted = false
+    bypassed = 1
+  end
+  if budgeted then
+    local fields = {}
+    for b = bucket - plan.buckets + 1, bucket do fields[#fields + 1] = 'c' .. b end
+    for i, code in ipairs(plan.codes) do
+      local key = KEYS[1 + nwin + i]
+      local peak = 0
+      for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
+        local n = tonumber(v) or 0
+        if n > peak then peak = n end
+      end
+      local budget = math.max(plan.floor, math.floor(plan.multiplier * peak))
+      local started = tonumber(redis.call('HGET', key, 's' .. bucket)) or 0
+      if started >= budget then
+        return {'prefix', (bucket + 1) * plan.bucket_ms - now, code}
       end
     end
   end
+  local proceeded = proceed()
+  if proceeded[1] ~= 'ok' then return proceeded end
+  for i = 1, nwin do
+    local key = KEYS[1 + i]
+    redis.call('ZADD', key, now, plan.member)
+    redis.call('PEXPIRE', key, tonumber(plan.windows[i][2]))
+  end
+  if budgeted then
+    local ttl = (plan.buckets + 1) * plan.bucket_ms
+    for i, _ in ipairs(plan.codes) do
+      local key = KEYS[1 + nwin + i]
+      redis.call('HINCRBY', key, 's' .. bucket, 1)
+      redis.call('PEXPIRE', key, ttl)
+      -- drop buckets that left the window, once the hash holds more than the window needs
+      if redis.call('HLEN', key) > 2 * plan.buckets + 4 then
+        for _, field in ipairs(redis.call('HKEYS', key)) do
+          local b = tonumber(string.sub(field, 2))
+          if b and b <= bucket - plan.buckets then redis.call('HDEL', key, field) end
+        end
+      end
+    end
+  end
+  return {'ok', 0, bypassed}
 end
-return {'ok', 0, bypassed}
 """
+
+# the guard on its own (a Twilio resend: no new verification to commit); ARGV[1]: the plan
+_CHECK = GUARD_LUA + "return guard(KEYS, cjson.decode(ARGV[1]), function() return {'ok'} end)"
 
 # KEYS: prefix hashes; ARGV: bucket_ms, buckets[, now ms (tests)]
 _COMPLETE = """
@@ -239,8 +254,42 @@ def verification_targets(v: Verification) -> tuple[list[str], list[str]]:
     return destinations, codes
 
 
-async def check_start(
-    redis: Redis,
+@dataclass(frozen=True)
+class StartGuard:
+    """One start's fraud check, ready to run: on its own (`check_start`) or in the same Lua call
+    as the start's commit (`Store.create(..., guard=...)`), which then counts the start only if
+    the commit succeeds. `lua` defines `guard(KEYS, plan, proceed)`."""
+
+    dialect: str
+    keys: list[str]
+    plan: str
+    lua: str = GUARD_LUA
+
+    def outcome(self, result: list[object]) -> None:
+        """Read the guard's answer: count a bypass, or raise Blocked / Throttled."""
+        outcome = _text(result[0])
+        if outcome == "ok":
+            if len(result) > 2 and int(_text(result[2])):
+                metrics.FRAUD_BYPASSES.labels(self.dialect).inc()
+            return
+        detail = _text(result[2])
+        metrics.FRAUD_BLOCKS.labels(self.dialect, outcome).inc()
+        if outcome == "geo":
+            raise errors.Blocked("geo", detail)
+        if outcome == "prefix":
+            log.warning(
+                "fraud guard: %s start to +%s blocked (prefix budget spent)", self.dialect, detail
+            )
+            raise errors.Blocked("fraud", detail)
+        retry_after = max(1, -(-int(_text(result[1])) // 1000))
+        raise errors.Throttled(outcome, retry_after)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def start_guard(
     settings: Settings,
     *,
     dialect: str,
@@ -250,13 +299,13 @@ async def check_start(
     client_ip: str | None,
     bypass_requested: bool,
     now_ms: int | None = None,
-) -> None:
-    """Decide and count one start; raise Blocked or Throttled when refused (counted nowhere).
+) -> StartGuard | None:
+    """The check one start must pass (None: the guard is off).
 
     `destinations` may be empty (a Twilio resend: its verification's own send limit applies).
     """
     if not settings.fraud_enabled:
-        return
+        return None
     keys = [constants.FRAUD_POLICY_PREFIX + tenant]
     windows: list[list[object]] = []
     if settings.fraud_number_limit > 0:
@@ -269,7 +318,7 @@ async def check_start(
         windows.append([settings.fraud_ip_limit, settings.fraud_ip_window_seconds * 1000, "ip"])
     code_list = list(dict.fromkeys(codes))
     keys += [_cc_key(tenant, c) for c in code_list]
-    plan = {
+    plan: dict[str, object] = {
         "member": secrets.token_hex(8),
         "windows": windows,
         "codes": code_list,
@@ -281,21 +330,40 @@ async def check_start(
     }
     if now_ms is not None:
         plan["now"] = now_ms
-    result = await registered(redis, _CHECK)(keys=keys, args=[json.dumps(plan)])
-    outcome = result[0].decode() if isinstance(result[0], bytes) else str(result[0])
-    if outcome == "ok":
-        if int(result[2]):
-            metrics.FRAUD_BYPASSES.labels(dialect).inc()
-        return
-    detail = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
-    metrics.FRAUD_BLOCKS.labels(dialect, outcome).inc()
-    if outcome == "geo":
-        raise errors.Blocked("geo", detail)
-    if outcome == "prefix":
-        log.warning("fraud guard: %s start to +%s blocked (prefix budget spent)", dialect, detail)
-        raise errors.Blocked("fraud", detail)
-    retry_after = max(1, -(-int(result[1]) // 1000))
-    raise errors.Throttled(outcome, retry_after)
+    return StartGuard(dialect=dialect, keys=keys, plan=json.dumps(plan))
+
+
+async def check_start(
+    redis: Redis,
+    settings: Settings,
+    *,
+    dialect: str,
+    tenant: str,
+    destinations: Iterable[str],
+    codes: Iterable[str],
+    client_ip: str | None,
+    bypass_requested: bool,
+    now_ms: int | None = None,
+) -> None:
+    """Decide and count one start on its own; raise Blocked or Throttled when refused (counted
+    nowhere). A new verification passes its guard to `Store.create` instead (one round trip)."""
+    guard = start_guard(
+        settings,
+        dialect=dialect,
+        tenant=tenant,
+        destinations=destinations,
+        codes=codes,
+        client_ip=client_ip,
+        bypass_requested=bypass_requested,
+        now_ms=now_ms,
+    )
+    if guard is not None:
+        await run_guard(redis, guard)
+
+
+async def run_guard(redis: Redis, guard: StartGuard) -> None:
+    """Decide and count a start with nothing to commit alongside (a Twilio resend)."""
+    guard.outcome(await registered(redis, _CHECK)(keys=guard.keys, args=[guard.plan]))
 
 
 async def record_completion(

@@ -8,10 +8,11 @@ also serializes code checks: no race lets a fourth wrong code through.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -27,8 +28,9 @@ from .domain.effects import (
 )
 from .domain.models import Status, Verification
 from .domain.transition import Refused, Transition
+from .luascripts import registered
 
-__all__ = ["Store", "WebhookRenderer", "message_id"]
+__all__ = ["CommitGuard", "Store", "WebhookRenderer", "message_id"]
 
 # the body of the webhook message for an Emit; None: this dialect sends nothing for it
 WebhookRenderer = Callable[[Verification, Emit], dict[str, Any] | None]
@@ -77,6 +79,36 @@ return {'ok'}
 """
 
 
+class CommitGuard(Protocol):
+    """A check a new verification must pass in the same Lua call as its commit (the fraud
+    guard's `StartGuard`): `lua` defines `guard(KEYS, plan, proceed)`, which refuses, or calls
+    `proceed()` (the commit) and then counts what it allowed; `outcome` reads its answer and
+    raises the refusal."""
+
+    @property
+    def keys(self) -> list[str]: ...
+
+    @property
+    def plan(self) -> str: ...
+
+    @property
+    def lua(self) -> str: ...
+
+    def outcome(self, result: list[object]) -> None: ...
+
+
+@functools.cache
+def _guarded(guard_lua: str) -> str:
+    """The commit script run as the `proceed` of a guard: ARGV[1], ARGV[2] as for the commit,
+    ARGV[3] the guard's plan, KEYS the guard's keys."""
+    return (
+        guard_lua
+        + "local function commit()\n"
+        + _COMMIT
+        + "\nend\nreturn guard(KEYS, cjson.decode(ARGV[3]), commit)\n"
+    )
+
+
 def message_id(request_id: str, seq: int) -> str:
     """Webhook message ids are derived, so a repeated commit can never mint a second message."""
     return f"msg_{request_id.replace('-', '')}_{seq}"
@@ -105,16 +137,21 @@ class Store:
             return None
         return Verification.model_validate_json(raw[1]), int(raw[0])
 
-    async def create(self, t: Transition, now: datetime) -> None:
-        """Store a new verification; DestinationBusy if one of its destinations is taken."""
+    async def create(self, t: Transition, now: datetime, guard: CommitGuard | None = None) -> None:
+        """Store a new verification; DestinationBusy if one of its destinations is taken.
+
+        With a `guard`, the guard's check, this commit and the guard's counting of it are one
+        Lua call: one round trip, and a start refused for any reason is counted nowhere."""
         v = t.state
         absent = [self.active_key(v.tenant, d) for d in v.destinations()]
         ops = [["set", k, v.request_id, str(PENDING_TTL_MS)] for k in absent]
-        result = await self._run(t, 0, now, absent=absent, extra_ops=ops)
+        result = await self._run(t, 0, now, absent=absent, extra_ops=ops, guard=guard)
         if result[0] == "taken":
             raise errors.DestinationBusy(result[1])
-        if result[0] != "ok":
+        if result[0] == "conflict":
             raise errors.Conflict("request id collision")
+        if guard is not None:
+            guard.outcome(list(result))
 
     async def apply(
         self,
@@ -148,6 +185,7 @@ class Store:
         now: datetime,
         absent: list[str] | None = None,
         extra_ops: list[list[Any]] | None = None,
+        guard: CommitGuard | None = None,
     ) -> list[str]:
         v = t.state
         ended = v.status is not Status.PENDING
@@ -163,7 +201,11 @@ class Store:
         # (and grow) on the way in and decoded by cjson for nothing; None fields are left out
         # (their defaults are None, so loading restores them): a fifth less Redis per pending
         state = v.model_dump_json(exclude_none=True)
-        result = await self._commit(args=[json.dumps(plan), state])
+        if guard is None:
+            result = await self._commit(args=[json.dumps(plan), state])
+        else:
+            script = registered(self.redis, _guarded(guard.lua))
+            result = await script(keys=guard.keys, args=[json.dumps(plan), state, guard.plan])
         return [r.decode() if isinstance(r, bytes) else str(r) for r in result]
 
     def _ops(self, v: Verification, effects: list[Effect], now: datetime) -> list[list[Any]]:

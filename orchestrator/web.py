@@ -163,6 +163,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[_SETTINGS] = settings
     app.cleanup_ctx.append(_services_ctx)
+    authguard.setup(app)
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi.handler)
     app.router.add_get("/metrics", metrics.handler)

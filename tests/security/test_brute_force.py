@@ -4,18 +4,23 @@ the right secret, until the window passes)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import redis
 import requests
+from redis.asyncio import Redis
 
-from orchestrator import constants
+from orchestrator import authguard, constants
+from orchestrator.settings import Settings
 from tests.security.helpers import (
     AUTH_FAIL_IP_LIMIT,
     AUTH_FAIL_LIMIT,
@@ -220,3 +225,51 @@ def test_malformed_basic_headers_are_plain_401s(
     api = Vonage(guard_stack, make_guard_app())
     resp = api.start_with(sms_body(uk_number()), header)
     assert resp.status_code == 401, resp.text
+
+
+async def test_block_watch_follows_blocks_set_by_any_process(guard_stack: Stack) -> None:
+    """Serve answers the lockout check from its BlockWatch, not Redis: blocks already set when it
+    subscribes and blocks published afterwards must both be in it, and expired ones must not."""
+    settings = Settings(
+        redis_url=guard_stack.redis.url,
+        auth_fail_limit=AUTH_FAIL_LIMIT,
+        auth_fail_ip_limit=0,
+        auth_fail_window_seconds=AUTH_FAIL_WINDOW,
+    )
+    client = Redis.from_url(guard_stack.redis.url)
+    before, after = f"watch-before-{time.time_ns()}", f"watch-after-{time.time_ns()}"
+    for _ in range(AUTH_FAIL_LIMIT):
+        await authguard.record_failure(client, settings, before, None)
+    watch = authguard.BlockWatch(client)
+    task = asyncio.create_task(watch.run())
+    try:
+        for _ in range(200):
+            if watch.live:
+                break
+            await asyncio.sleep(0.01)
+        assert watch.live
+
+        class NoRedis:
+            async def mget(self, keys: list[str]) -> list[object]:
+                raise AssertionError("a live watch must not read Redis")
+
+        offline: Any = NoRedis()
+        locked = await authguard.throttled_for(offline, settings, before, None, watch)
+        assert locked is not None and locked[0] == "user"
+        assert await authguard.throttled_for(offline, settings, after, None, watch) is None
+        for _ in range(AUTH_FAIL_LIMIT):
+            await authguard.record_failure(client, settings, after, None)
+        for _ in range(100):
+            if await authguard.throttled_for(offline, settings, after, None, watch):
+                break
+            await asyncio.sleep(0.005)
+        locked = await authguard.throttled_for(offline, settings, after, None, watch)
+        assert locked is not None and 1 <= locked[1] <= AUTH_FAIL_WINDOW
+        # the block ends with its window, in the copy too
+        await asyncio.sleep(AUTH_FAIL_WINDOW + 0.2)
+        assert await authguard.throttled_for(offline, settings, after, None, watch) is None
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()

@@ -5,6 +5,7 @@ and geo permissions, in both dialects."""
 from __future__ import annotations
 
 import asyncio
+import random
 import subprocess
 import time
 import uuid
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import phonenumbers
 import requests
 from redis.asyncio import Redis
 
@@ -90,6 +92,23 @@ def test_per_number_limit_vonage(
     body = {"brand": "ACME", "workflow": [
         {"channel": "email", "to": "user@example.com"}, {"channel": "sms", "to": number}]}  # fmt: skip
     problem(api.start(body), 429, "Rate Limit Hit")
+
+
+def test_a_start_refused_as_busy_is_counted_nowhere(
+    guard_stack: Stack, make_guard_app: Callable[..., TestApp]
+) -> None:
+    # the guard, the commit and the counting are one Lua call: a 409 for a destination that
+    # already has a pending verification must not use up the number's window
+    api = Vonage(guard_stack, make_guard_app(), rotate=True)
+    number = uk_number()
+    pending = started(api.start(sms_body(number)))
+    for _ in range(NUMBER_LIMIT + 2):
+        busy = api.start(sms_body(number))
+        assert busy.status_code == 409, busy.text
+    assert api.cancel(pending).status_code == 204
+    for _ in range(NUMBER_LIMIT - 1):
+        assert api.cancel(started(api.start(sms_body(number)))).status_code == 204
+    problem(api.start(sms_body(number)), 429, "Rate Limit Hit")
 
 
 def test_per_number_limit_twilio_counts_new_verifications_not_resends(guard_stack: Stack) -> None:
@@ -333,5 +352,13 @@ def test_calling_codes() -> None:
     assert fraud.calling_code("12015550123") == "1"
     assert fraud.calling_code("33612345678") == "33"
     assert fraud.calling_code("9900012345678") == "990"  # the sandbox's virtual operator
+    # the prefix lookup agrees with a full parse for every calling code phonenumbers knows
+    rng = random.Random(7)
+    for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        for _ in range(5):
+            digits = str(cc) + "".join(rng.choice("0123456789") for _ in range(rng.randint(4, 12)))
+            if digits.startswith("990"):
+                continue
+            assert fraud.calling_code(digits) == str(phonenumbers.parse("+" + digits).country_code)
     assert fraud.parse_geo(" 44, +1,44 ") == ("1", "44")
     assert fraud.parse_geo("all") == ()

@@ -250,7 +250,8 @@ async def test_jwt_key_cache_follows_a_changed_public_key(redis: Redis) -> None:
     principal = await auth.authenticate(redis, _bearer(_token(new.private_key_pem, app_id)), 0)
     assert principal.app.id == app_id and principal.method == "jwt"
 
-    # rotate the key: tokens of the old key are refused at once, the new key works
+    # rotate the key (as another process would): once this process's application cache lets go
+    # (APP_CACHE_MAX_AGE_S), tokens of the old key are refused and the new key works
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     other_private = other.private_bytes(
         serialization.Encoding.PEM,
@@ -263,6 +264,7 @@ async def test_jwt_key_cache_follows_a_changed_public_key(redis: Redis) -> None:
         .decode()
     )
     await redis.hset(constants.APP_PREFIX + app_id, "public_key_pem", other_public)  # type: ignore[misc]
+    await asyncio.sleep(APP_CACHE_MAX_AGE_S)
     with pytest.raises(auth.AuthError):
         await auth.authenticate(redis, _bearer(_token(new.private_key_pem, app_id)), 0)
     assert (await auth.authenticate(redis, _bearer(_token(other_private, app_id)), 0)).app.id == (
