@@ -9,11 +9,13 @@ list and dedupe key, allocator and dict overhead): that is what a pending verifi
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 
 from redis.asyncio import Redis
 
 from orchestrator import constants
+from orchestrator.store import split_stored
 
 from .client import VerifyClient
 from .load import closed_loop
@@ -41,6 +43,20 @@ async def _used_memory(redis: Redis) -> int:
     return int((await redis.info("memory"))["used_memory"])
 
 
+# Keyspace tables grow by doubling: a batch that crosses a power of two pays for a whole new
+# bucket array at once (8 bytes x slots, in the main and in the expires table), one that does not
+# pays nothing, so the raw delta per pending jumps by ~250 bytes from one run to the next. The
+# steady figure replaces what the two tables did during the batch by their average cost per key
+# over a doubling cycle: a 24-byte entry plus 8 bytes x 2 ln 2 (1.39 slots per key) of buckets.
+TABLE_BYTES_PER_KEY = 24 + 8 * 2 * math.log(2)
+
+
+async def _keyspace(redis: Redis) -> tuple[int, int]:
+    """(keys, keys with a TTL) in db 0."""
+    db = (await redis.info("keyspace")).get("db0") or {}
+    return int(db.get("keys", 0)), int(db.get("expires", 0))
+
+
 async def _clients(redis: Redis) -> int:
     return int((await redis.info("clients"))["connected_clients"])
 
@@ -66,6 +82,7 @@ async def memory_per_pending(
     unsettled_before = await _used_memory(redis)
     await asyncio.sleep(SETTLE_S)
     before, keys_before = await _used_memory(redis), int(await redis.dbsize())
+    space_before = await _keyspace(redis)
     clients_before = await _clients(redis)
     stats_before = await _stats(redis)
     started: list[tuple[str, str]] = []
@@ -82,15 +99,22 @@ async def memory_per_pending(
     unsettled_after = await _used_memory(redis)
     await asyncio.sleep(SETTLE_S)
     after, keys_after = await _used_memory(redis), int(await redis.dbsize())
+    space_after = await _keyspace(redis)
     clients_after = await _clients(redis)
     stats_after = await _stats(redis)
     pending = len(started)
+    tables = {k: stats_after.get(k, 0) - stats_before.get(k, 0) for k in _DB_STATS}
+    new_keys = (space_after[0] - space_before[0]) + (space_after[1] - space_before[1])
+    steady = after - before - sum(tables.values()) + new_keys * TABLE_BYTES_PER_KEY
     out: dict[str, object] = {
         "n": pending,
         "errors": result.errors,
         "used_memory_delta": after - before,
         "keys_per_pending": round((keys_after - keys_before) / pending, 2) if pending else None,
-        "bytes_per_pending": round((after - before) / pending) if pending else None,
+        # keyspace tables at their average cost per key (see TABLE_BYTES_PER_KEY)
+        "bytes_per_pending": round(steady / pending) if pending else None,
+        # the plain used_memory delta: lumpy, a table doubling inside the batch adds ~250
+        "bytes_per_pending_raw": round((after - before) / pending) if pending else None,
         # the same, read at once after each drain (the figure before SETTLE_S was added): it
         # also counts the query buffers of the connections that were just busy
         "bytes_per_pending_unsettled": (
@@ -128,7 +152,8 @@ async def _breakdown(redis: Redis, request_id: str, to: str) -> dict[str, object
         sizes[label] = None if usage is None else int(usage)
     ver = constants.VERIFICATION_PREFIX + request_id
     encoding = await redis.object("encoding", ver)
-    state_len = await redis.hstrlen(ver, "s")  # type: ignore[misc]
+    stored = await redis.get(ver)
+    state_len = len(split_stored(stored)[1]) if stored is not None else 0
     ver_usage = await redis.memory_usage(ver, samples=0)
     return {
         "verification_hash_bytes": None if ver_usage is None else int(ver_usage),

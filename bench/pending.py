@@ -1,9 +1,10 @@
 """Sequential start latency (POST → 202) with 1 k, 100 k (and 1 M) verifications pending in Redis.
 
-The pending verifications are synthetic but realistic: the hash of a real pending verification
-(its state JSON with the request id and destination replaced) plus its destination lock key, with
-the same TTLs, written server-side by a Lua loop in chunks (so a million takes seconds, not HTTP).
-They have no step-timeout job in the queue. They are deleted again at the end of the phase.
+The pending verifications are synthetic but realistic: the stored value of a real pending
+verification ("<version>:<state JSON>"; the destination replaced, the request id is in the key)
+plus its destination lock key, with the same TTLs, written server-side by a Lua loop in chunks
+(so a million takes seconds, not HTTP). They have no step-timeout job in the queue. They are
+deleted again at the end of the phase.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from redis.asyncio import Redis
 
 from orchestrator import constants
-from orchestrator.store import PENDING_TTL_MS
+from orchestrator.store import PENDING_TTL_MS, split_stored
 
 from .client import VerifyClient
 from .numbers import Numbers
@@ -25,7 +26,6 @@ from .stats import summary_ms
 __all__ = ["start_by_pending"]
 
 CHUNK = 20_000
-RID = "@@RID@@"
 TO = "@@TO@@"
 SYNTH_PREFIX = "bbbbbbbb-0000-4000-8000-"  # request ids SYNTH_PREFIX + 12 digits
 SYNTH_TO = "1555"  # destinations 1555 + 7 digits: never issued by Numbers
@@ -38,10 +38,8 @@ for i = first, last do
   local rid = string.format("bbbbbbbb-0000-4000-8000-%012d", i)
   local to = string.format("1555%07d", i)
   if mode == "fill" then
-    local s = string.gsub(tpl, "@@RID@@", rid)
-    s = string.gsub(s, "@@TO@@", to)
-    redis.call("HSET", ver_prefix .. rid, "v", version, "s", s)
-    redis.call("PEXPIRE", ver_prefix .. rid, hash_ttl)
+    local s = string.gsub(tpl, "@@TO@@", to)
+    redis.call("SET", ver_prefix .. rid, version .. ":" .. s, "PX", hash_ttl)
     redis.call("SET", active_prefix .. to, rid, "PX", lock_ttl)
   else
     redis.call("UNLINK", ver_prefix .. rid, active_prefix .. to)
@@ -57,18 +55,19 @@ async def _template(redis: Redis, api: VerifyClient, numbers: Numbers) -> tuple[
     status, rid = await api.start(to)
     if rid is None:
         raise BenchError(f"template start answered {status}")
-    raw = await redis.hgetall(constants.VERIFICATION_PREFIX + rid)  # type: ignore[misc]
-    fields = {k.decode(): v.decode() for k, v in raw.items()}
-    if set(fields) != {"v", "s"}:
-        raise BenchError(f"unexpected verification hash fields {sorted(fields)}")
-    state = fields["s"]
-    if rid not in state or to not in state:
-        raise BenchError("request id or destination not found in the state JSON")
+    raw = await redis.get(constants.VERIFICATION_PREFIX + rid)
+    if raw is None:
+        raise BenchError("the template verification is not in Redis")
+    version_number, state_bytes = split_stored(raw)
+    state, version = state_bytes.decode(), str(version_number)
+    if to not in state:
+        raise BenchError("destination not found in the state JSON")
     locks = [k.decode() async for k in redis.scan_iter(f"{constants.ACTIVE_PREFIX}*:{to}")]
     if len(locks) != 1:
         raise BenchError(f"expected one destination lock for {to}, found {locks}")
     tenant = locks[0][len(constants.ACTIVE_PREFIX) : -len(to) - 1]
-    return state.replace(rid, RID).replace(to, TO), fields["v"], tenant
+    # the request id is in the key only; the state JSON names the destination
+    return state.replace(to, TO), version, tenant
 
 
 async def start_by_pending(
@@ -143,7 +142,7 @@ async def start_by_pending(
 
 
 async def _count(redis: Redis) -> int:
-    """Verification hashes in Redis (all pending here: none has ended before this phase)."""
+    """Verifications in Redis (all pending here: none has ended before this phase)."""
     n = 0
     async for _ in redis.scan_iter(f"{constants.VERIFICATION_PREFIX}*", count=10_000):
         n += 1

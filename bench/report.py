@@ -237,8 +237,10 @@ def _print_memory(mem: Any) -> None:
         return
     print(
         f"  batch of {mem['n']} starts: {mem['used_memory_delta']:,} bytes → "
-        f"{mem['bytes_per_pending']} bytes/pending, {mem['keys_per_pending']} keys/pending "
-        f"(read {mem.get('bytes_per_pending_unsettled')} without letting client buffers settle)"
+        f"{mem['bytes_per_pending']} bytes/pending with the keyspace tables at their average "
+        f"cost per key (raw delta {mem.get('bytes_per_pending_raw')}; "
+        f"{mem.get('bytes_per_pending_unsettled')} without letting client buffers settle), "
+        f"{mem['keys_per_pending']} keys/pending"
     )
     deltas = ", ".join(f"{k} {v:+,}" for k, v in mem.get("memory_stats_delta", {}).items())
     print(f"  MEMORY STATS deltas: {deltas} (with {mem.get('keys_before'):,} keys before)")
@@ -253,7 +255,7 @@ def _print_memory(mem: Any) -> None:
     parts = ", ".join(f"{k} {v}" for k, v in sizes.items())
     print(f"  MEMORY USAGE of one verification's keys: {parts} (sum {one.get('sum_bytes')})")
     print(
-        f"  verification hash encoding {one.get('verification_hash_encoding')}, "
+        f"  verification value encoding {one.get('verification_hash_encoding')}, "
         f"state JSON {one.get('state_json_bytes')} bytes"
     )
 

@@ -29,7 +29,6 @@ __all__ = [
     "FRAUD_WINDOW_PREFIX",
     "JTI_PREFIX",
     "OUTBOX_PREFIX",
-    "OUTBOX_SEEN_PREFIX",
     "PASSKEY_CHALLENGE_PREFIX",
     "PASSKEY_CREDENTIAL_PREFIX",
     "PASSKEY_REGISTRATION_PREFIX",
@@ -97,7 +96,7 @@ ACCESS_TOKEN_VALUE_PREFIX = PREFIX + "access-token-value:"
 APPS_SET = PREFIX + "apps"
 # string: api_key -> application id
 APIKEY_PREFIX = PREFIX + "apikey:"
-# hash {v: version, s: state json}: one verification
+# string "<version>:<state JSON>": one verification (older versions wrote a hash {v, s})
 VERIFICATION_PREFIX = PREFIX + "ver:"
 # string: "<app>:<to>" -> request id of the verification still pending for that destination
 ACTIVE_PREFIX = PREFIX + "active:"
@@ -106,7 +105,8 @@ JTI_PREFIX = PREFIX + "jti:"
 # hash: a tenant's fraud policy (geo = allowed calling codes "44,1"; bypass = "1" when the
 # per-request fraud_check=false / RiskCheck=disable is honoured); tenant = app id or VA sid
 FRAUD_POLICY_PREFIX = PREFIX + "fraud-policy:"
-# sorted set with TTL: start times in one sliding window ("n:<tenant>:<hash>" or "ip:<hash>")
+# sorted set with TTL: start times in one sliding window ("n:<hash of tenant:destination>" or
+# "ip:<hash>")
 FRAUD_WINDOW_PREFIX = PREFIX + "fw:"
 # hash with TTL: "<tenant>:<calling code>" -> s<bucket> starts and c<bucket> completions
 FRAUD_CC_PREFIX = PREFIX + "fcc:"
@@ -122,8 +122,6 @@ SA_SESSION_PREFIX = PREFIX + "sa:"
 SANDBOX_OP_CODE_PREFIX = PREFIX + "sbop:"
 # list: sandbox outbox of one tenant and destination, newest first
 OUTBOX_PREFIX = PREFIX + "outbox:"
-# string: message ids the sandbox already delivered (idempotent sends)
-OUTBOX_SEEN_PREFIX = PREFIX + "outbox-seen:"
 # string: Twilio-dialect webhook subscription (YW…) as JSON
 TWILIO_WEBHOOK_PREFIX = PREFIX + "tw-wh:"
 # sorted set: a service's webhook subscriptions (YW…) by creation time

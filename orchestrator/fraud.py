@@ -311,7 +311,8 @@ def start_guard(
     if settings.fraud_number_limit > 0:
         window_ms = settings.fraud_number_window_seconds * 1000
         for d in dict.fromkeys(destinations):
-            keys.append(f"{constants.FRAUD_WINDOW_PREFIX}n:{tenant}:{_digest(d)}")
+            # tenant and destination in one digest: a key name half as long, per number
+            keys.append(f"{constants.FRAUD_WINDOW_PREFIX}n:{_digest(tenant + ':' + d)}")
             windows.append([settings.fraud_number_limit, window_ms, "number"])
     if settings.fraud_ip_limit > 0 and client_ip:
         keys.append(f"{constants.FRAUD_WINDOW_PREFIX}ip:{_digest(client_ip)}")

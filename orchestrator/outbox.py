@@ -27,24 +27,29 @@ def destination_key(to: str) -> str:
     return to.strip().lower()
 
 
+# KEYS[1]: the destination's list. ARGV: message JSON, ttl s, max length, the message's
+# '"id":"…"' member. The list itself is the record of what was delivered: a message whose id is
+# already in it (a job re-run after its worker died between this call and finishing) is not added
+# again. No marker key per message: a pending verification costs one key less.
 _APPEND = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
-  redis.call('LPUSH', KEYS[2], ARGV[1])
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-  return 1
+for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if string.find(item, ARGV[4], 1, true) then return 0 end
 end
-return 0
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
 """
 
 
 async def append(redis: Redis, tenant: str, message: dict[str, Any]) -> bool:
     """Record one message; a second delivery of the same message id is a no-op (False)."""
-    seen = f"{constants.OUTBOX_SEEN_PREFIX}{message['id']}"
     key = f"{constants.OUTBOX_PREFIX}{tenant}:{destination_key(str(message['to']))}"
+    # compact JSON: the id member reads exactly '"id":"…"' in every stored message
+    body = json.dumps(message, separators=(",", ":"))
+    member = '"id":' + json.dumps(str(message["id"]), separators=(",", ":"))
     added = await registered(redis, _APPEND)(
-        keys=[seen, key],
-        args=[json.dumps(message, separators=(",", ":")), str(OUTBOX_TTL), str(OUTBOX_MAX)],
+        keys=[key], args=[body, str(OUTBOX_TTL), str(OUTBOX_MAX), member]
     )
     return bool(added)
 

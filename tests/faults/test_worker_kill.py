@@ -31,6 +31,7 @@ from pathlib import Path
 import redis
 import requests
 
+from orchestrator.store import split_stored
 from tests.support.client import TestApp, VonageApi
 from tests.support.processes import Stack, wait_until
 
@@ -198,8 +199,11 @@ def test_kill_9_workers_while_500_verifications_run(tmp_path: Path) -> None:
         # every verification ended, as its backend drove it
         pipe = r.pipeline(transaction=False)
         for n in driver.numbers:
-            pipe.hget(f"vo:ver:{driver.rid[n]}", "s")
-        states = {n: json.loads(raw) for n, raw in zip(driver.numbers, pipe.execute(), strict=True)}
+            pipe.get(f"vo:ver:{driver.rid[n]}")
+        states = {
+            n: json.loads(split_stored(raw)[1])
+            for n, raw in zip(driver.numbers, pipe.execute(), strict=True)
+        }
         for n in driver.numbers:
             want = "cancelled" if driver.kind[n] == "cancel" else "completed"
             assert states[n]["status"] == want, (n, driver.kind[n], states[n]["status"])

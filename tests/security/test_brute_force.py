@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from orchestrator import authguard, constants
 from orchestrator.settings import Settings
+from orchestrator.store import split_stored
 from tests.security.helpers import (
     AUTH_FAIL_IP_LIMIT,
     AUTH_FAIL_LIMIT,
@@ -46,11 +47,11 @@ def wrong_code(right: str) -> str:
 def stored_state(stack: Stack, request_id: str) -> dict[str, object]:
     client = redis.Redis.from_url(stack.redis.url)
     try:
-        raw = client.hget(constants.VERIFICATION_PREFIX + request_id, "s")
+        raw = client.get(constants.VERIFICATION_PREFIX + request_id)
     finally:
         client.close()
     assert raw is not None
-    state: dict[str, object] = json.loads(raw)
+    state: dict[str, object] = json.loads(split_stored(raw)[1])
     return state
 
 

@@ -339,6 +339,13 @@ async def test_outbox_append_is_idempotent_per_message_id(redis: Redis) -> None:
         "m2",
         "m1",
     ]
+    # older messages count too; ids only match whole, never inside another id or the text
+    assert await outbox.append(redis, "acct", message) is False
+    assert await outbox.append(redis, "acct", {**message, "id": "m"}) is True
+    quoting = {**message, "id": "m3", "text": 'say "id":"m4"'}
+    assert await outbox.append(redis, "acct", quoting) is True
+    assert await outbox.append(redis, "acct", {**message, "id": "m4"}) is True
+    assert await outbox.append(redis, "acct", quoting) is False
 
 
 # ---- phone numbers ---------------------------------------------------------------------------
