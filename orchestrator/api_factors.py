@@ -23,6 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -32,6 +33,7 @@ from pydantic import BaseModel
 from . import constants, verify_services
 from .accounts import new_sid
 from .api_twilio import base_url, page_body, page_params, service_for
+from .api_twilio_pages import page_response
 from .auth import AuthError, basic_credentials
 from .dialects.twilio import TwilioError, tw_date
 from .dialects.twilio_forms import Form, invalid
@@ -263,6 +265,14 @@ def _identity(request: web.Request) -> str:
     return request.match_info["identity"]
 
 
+def _identity_param(form: Form) -> str:
+    """The form's Identity, if the entity rules allow it (60306 otherwise)."""
+    identity = form.text("Identity", max_len=256)
+    if identity is None or not IDENTITY.fullmatch(identity):
+        raise _bad_identity()
+    return identity
+
+
 async def _entity(caller: Caller, identity: str) -> Entity:
     entity = await caller.store.get_entity(caller.service.sid, identity)
     if entity is None:
@@ -277,6 +287,17 @@ async def _ensure_entity(caller: Caller, identity: str) -> Entity:
     found = await caller.store.get_entity(caller.service.sid, identity)
     if found is not None:
         return found
+    created = await _add_entity(caller, identity)
+    if created is not None:
+        return created
+    raced = await caller.store.get_entity(caller.service.sid, identity)
+    if raced is None:
+        raise _conflict()
+    return raced
+
+
+async def _add_entity(caller: Caller, identity: str) -> Entity | None:
+    """A new entity for `identity`, stored; None when the service has one already."""
     now = utcnow()
     entity = Entity(
         sid=new_sid("YE"),
@@ -286,12 +307,9 @@ async def _ensure_entity(caller: Caller, identity: str) -> Entity:
         date_created=iso_ms(now),
         date_updated=iso_ms(now),
     )
-    if await caller.store.add_entity(entity, int(now.timestamp() * 1000)):
-        return entity
-    raced = await caller.store.get_entity(caller.service.sid, identity)
-    if raced is None:
-        raise _conflict()
-    return raced
+    if not await caller.store.add_entity(entity, int(now.timestamp() * 1000)):
+        return None
+    return entity
 
 
 async def _factor(caller: Caller, identity: str, sid: str) -> Factor:
@@ -322,19 +340,9 @@ async def _challenge(caller: Caller, identity: str, sid: str) -> Challenge:
 async def create_entity(request: web.Request) -> web.Response:
     caller = await _caller(request)
     form = await _form(request)
-    identity = form.text("Identity", max_len=256)
-    if identity is None or not IDENTITY.fullmatch(identity):
-        raise _bad_identity()
-    now = utcnow()
-    entity = Entity(
-        sid=new_sid("YE"),
-        identity=identity,
-        account_sid=caller.service.account_sid,
-        service_sid=caller.service.sid,
-        date_created=iso_ms(now),
-        date_updated=iso_ms(now),
-    )
-    if not await caller.store.add_entity(entity, int(now.timestamp() * 1000)):
+    identity = _identity_param(form)
+    entity = await _add_entity(caller, identity)
+    if entity is None:
         raise TwilioError(409, 20409, f"Entity {identity} already exists")
     return web.json_response(entity_resource(entity, base_url(request)), status=201)
 
@@ -347,10 +355,8 @@ async def fetch_entity(request: web.Request) -> web.Response:
 
 async def list_entities(request: web.Request) -> web.Response:
     caller = await _caller(request)
-    page, size = page_params(request)
-    found, total = await caller.store.list_entities(caller.service.sid, page * size, size)
-    items = [entity_resource(e, base_url(request)) for e in found]
-    return web.json_response(page_body(request, "entities", items, page, size, total))
+    fetch = partial(caller.store.list_entities, caller.service.sid)
+    return await page_response(request, "entities", fetch, entity_resource)
 
 
 async def delete_entity(request: web.Request) -> web.Response:
@@ -405,9 +411,7 @@ def access_token_resource(t: AccessToken, token: str, base: str) -> dict[str, An
 async def create_access_token(request: web.Request) -> web.Response:
     caller = await _caller(request)
     form = await _form(request)
-    identity = form.text("Identity", max_len=256)
-    if identity is None or not IDENTITY.fullmatch(identity):
-        raise _bad_identity()
+    identity = _identity_param(form)
     factor_type = form.text("FactorType", required=True, max_len=16)
     if factor_type != "push":
         raise invalid("FactorType")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from . import ratelimits
 from .accounts import new_sid
-from .api_twilio import base_url, page_body, page_params, service_for
+from .api_twilio import base_url, service_for
+from .api_twilio_pages import page_response
 from .dialects import twilio as tw
 from .dialects.twilio_forms import Form, invalid
 from .domain import errors
@@ -106,10 +108,8 @@ async def create_rate_limit(request: web.Request) -> web.Response:
 
 async def list_rate_limits(request: web.Request) -> web.Response:
     services, service = await service_for(request)
-    page, size = page_params(request)
-    found, total = await ratelimits.list_rate_limits(services.redis, service.sid, page * size, size)
-    items = [rate_limit_resource(r, base_url(request)) for r in found]
-    return web.json_response(page_body(request, "rate_limits", items, page, size, total))
+    fetch = partial(ratelimits.list_rate_limits, services.redis, service.sid)
+    return await page_response(request, "rate_limits", fetch, rate_limit_resource)
 
 
 async def fetch_rate_limit(request: web.Request) -> web.Response:
@@ -168,10 +168,8 @@ async def create_bucket(request: web.Request) -> web.Response:
 
 async def list_buckets(request: web.Request) -> web.Response:
     services, _, rate_limit = await _rate_limit_for(request)
-    page, size = page_params(request)
-    found, total = await ratelimits.list_buckets(services.redis, rate_limit.sid, page * size, size)
-    items = [bucket_resource(b, base_url(request)) for b in found]
-    return web.json_response(page_body(request, "buckets", items, page, size, total))
+    fetch = partial(ratelimits.list_buckets, services.redis, rate_limit.sid)
+    return await page_response(request, "buckets", fetch, bucket_resource)
 
 
 async def fetch_bucket(request: web.Request) -> web.Response:

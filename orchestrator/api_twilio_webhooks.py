@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from . import twilio_webhooks
 from .accounts import new_sid
-from .api_twilio import base_url, page_body, page_params, service_for
+from .api_twilio import base_url, service_for
+from .api_twilio_pages import page_response
 from .dialects.twilio_forms import Form, invalid
 from .domain import errors
 from .netguard import UnsafeURL, check_status_url
@@ -121,12 +124,8 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 async def list_webhooks(request: web.Request) -> web.Response:
     services, service = await service_for(request)
-    page, size = page_params(request)
-    found, total = await twilio_webhooks.list_webhooks(
-        services.redis, service.sid, page * size, size
-    )
-    items = [webhook_resource(wh, base_url(request)) for wh in found]
-    return web.json_response(page_body(request, "webhooks", items, page, size, total))
+    fetch = partial(twilio_webhooks.list_webhooks, services.redis, service.sid)
+    return await page_response(request, "webhooks", fetch, webhook_resource)
 
 
 def setup_routes(app: web.Application) -> None:

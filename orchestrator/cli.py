@@ -70,6 +70,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(message: str, exit_code: int) -> int:
+    """Say what went wrong on stderr; the exit code to return."""
+    print(f"error: {message}", file=sys.stderr)
+    return exit_code
+
+
 def _run(coro_fn: Callable[[Redis], Awaitable[int]], settings: Settings) -> int:
     async def go() -> int:
         redis = Redis.from_url(settings.redis_url)
@@ -97,14 +103,12 @@ def cmd_apps_create(args: argparse.Namespace) -> int:
     async def go(redis: Redis) -> int:
         problem = await _check_url(args.status_url or "", settings)
         if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
+            return _fail(problem, 2)
         now = iso_ms(utcnow())
         account_sid = args.account_sid
         if account_sid:
             if await accounts.get_account(redis, account_sid) is None:
-                print(f"error: no account {account_sid}", file=sys.stderr)
-                return 1
+                return _fail(f"no account {account_sid}", 1)
         else:
             account_sid = (await accounts.create_account(redis, args.name, now)).sid
         created = await apps.create_app(redis, args.name, args.status_url or "", now, account_sid)
@@ -149,18 +153,15 @@ def cmd_apps_list(args: argparse.Namespace) -> int:
 
 def cmd_apps_update(args: argparse.Namespace) -> int:
     settings = _settings()
-    parsed_geo = _geo_arg(args.geo_allow)
-    if isinstance(parsed_geo, str):
-        print(f"error: {parsed_geo}", file=sys.stderr)
-        return 2
-    geo = parsed_geo
+    geo = _geo_arg(args.geo_allow)
+    if isinstance(geo, str):
+        return _fail(geo, 2)
 
     async def go(redis: Redis) -> int:
         if args.status_url:
             problem = await _check_url(args.status_url, settings)
             if problem:
-                print(f"error: {problem}", file=sys.stderr)
-                return 2
+                return _fail(problem, 2)
         updated = await apps.update_app(
             redis,
             args.application_id,
@@ -169,8 +170,7 @@ def cmd_apps_update(args: argparse.Namespace) -> int:
             enable_status_url=args.enable,
         )
         if updated is None:
-            print(f"error: no application {args.application_id}", file=sys.stderr)
-            return 1
+            return _fail(f"no application {args.application_id}", 1)
         policy = await fraud.set_policy(
             redis, updated.id, geo_allow=geo, bypass_allowed=args.allow_fraud_bypass
         )
@@ -193,16 +193,13 @@ def _geo_arg(value: str | None) -> tuple[str, ...] | str | None:
 def cmd_services_update(args: argparse.Namespace) -> int:
     """A Twilio-dialect service's fraud switches: not part of Twilio's API, so CLI only."""
     settings = _settings()
-    parsed_geo = _geo_arg(args.geo_allow)
-    if isinstance(parsed_geo, str):
-        print(f"error: {parsed_geo}", file=sys.stderr)
-        return 2
-    geo = parsed_geo
+    geo = _geo_arg(args.geo_allow)
+    if isinstance(geo, str):
+        return _fail(geo, 2)
 
     async def go(redis: Redis) -> int:
         if not await redis.exists(constants.SERVICE_PREFIX + args.service_sid):
-            print(f"error: no service {args.service_sid}", file=sys.stderr)
-            return 1
+            return _fail(f"no service {args.service_sid}", 1)
         policy = await fraud.set_policy(
             redis, args.service_sid, geo_allow=geo, bypass_allowed=args.allow_fraud_bypass
         )
@@ -230,8 +227,7 @@ def cmd_accounts_create(args: argparse.Namespace) -> int:
 def cmd_api_key_create(args: argparse.Namespace) -> int:
     async def go(redis: Redis) -> int:
         if await accounts.get_account(redis, args.account_sid) is None:
-            print(f"error: no account {args.account_sid}", file=sys.stderr)
-            return 1
+            return _fail(f"no account {args.account_sid}", 1)
         key, secret = await accounts.create_api_key(
             redis, args.account_sid, args.name, iso_ms(utcnow())
         )

@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
-from tests.support.client import TestApp, VonageApi
-from tests.support.processes import Stack, build_stack
+from tests.support.client import TestApp, VonageApi, create_app
+from tests.support.processes import Stack, running_stack
 from tests.support.receiver import WebhookReceiver
 
 
@@ -22,17 +23,29 @@ def receiver() -> Iterator[WebhookReceiver]:
     r.stop()
 
 
+@pytest.fixture
+def own_receiver() -> Iterator[WebhookReceiver]:
+    """A receiver for one test only: answers queued for it never reach another test's webhooks,
+    and form posts never reach the session receiver, whose helpers parse JSON bodies."""
+    r = WebhookReceiver().start()
+    yield r
+    r.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = build_stack(tmp_path_factory.mktemp("stack"))
-    try:
-        s.start(workers=1)
+    with running_stack(tmp_path_factory.mktemp("stack")) as s:
         # the official SDKs speak HTTPS only; let `requests` trust our test certificate
         os.environ["REQUESTS_CA_BUNDLE"] = str(s.cert)
         yield s
-    finally:
-        s.stop()
-        s.redis.stop()
+
+
+@pytest.fixture
+def db(stack: Stack) -> Iterator[redis.Redis]:
+    """A client of the stack's redis-server, to look at what the service stored."""
+    r = redis.Redis.from_url(stack.redis.url)
+    yield r
+    r.close()
 
 
 @pytest.fixture
@@ -40,27 +53,7 @@ def make_app(stack: Stack, receiver: WebhookReceiver, tmp_path: Path) -> Callabl
     def create(status_url: str | None = None) -> TestApp:
         hook_path = f"/hooks/{uuid.uuid4().hex}"
         url = receiver.url(hook_path) if status_url is None else status_url
-        key_path = tmp_path / f"{uuid.uuid4().hex}.key"
-        data = stack.cli(
-            "apps",
-            "create",
-            "--name",
-            "test",
-            "--status-url",
-            url,
-            "--private-key-out",
-            str(key_path),
-        )
-        assert isinstance(data, dict)
-        return TestApp(
-            application_id=str(data["application_id"]),
-            api_key=str(data["api_key"]),
-            api_secret=str(data["api_secret"]),
-            signature_secret=str(data["signature_secret"]),
-            webhook_secret=str(data["webhook_secret"]),
-            private_key_path=str(data["private_key_path"]),
-            hook_path=hook_path,
-        )
+        return create_app(stack, "test", url, tmp_path, hook_path)
 
     return create
 

@@ -160,6 +160,19 @@ def _channel(v: Verification) -> str:
     return _WIRE[step.channel]
 
 
+def _standing(v: Verification) -> dict[str, Any]:
+    """What a Verification and a VerificationCheck open with: whose, to where, how it stands."""
+    return {
+        "sid": v.request_id,
+        "service_sid": v.tenant,
+        "account_sid": v.account,
+        "to": _wire_to(v.steps[0].to),
+        "channel": _channel(v),
+        "status": twilio_status(v),
+        "valid": v.status is Status.COMPLETED,
+    }
+
+
 def verification_resource(v: Verification, base: str, sna_url: str | None) -> dict[str, Any]:
     attempts = [
         {
@@ -175,13 +188,7 @@ def verification_resource(v: Verification, base: str, sna_url: str | None) -> di
         step is not None and step.channel is Channel.SILENT_AUTH and v.status is Status.PENDING
     )
     return {
-        "sid": v.request_id,
-        "service_sid": v.tenant,
-        "account_sid": v.account,
-        "to": _wire_to(v.steps[0].to),
-        "channel": _channel(v),
-        "status": twilio_status(v),
-        "valid": v.status is Status.COMPLETED,
+        **_standing(v),
         "lookup": v.extra.get("lookup", {}),
         "amount": v.extra.get("amount"),
         "payee": v.extra.get("payee"),
@@ -195,13 +202,7 @@ def verification_resource(v: Verification, base: str, sna_url: str | None) -> di
 
 def check_resource(v: Verification) -> dict[str, Any]:
     return {
-        "sid": v.request_id,
-        "service_sid": v.tenant,
-        "account_sid": v.account,
-        "to": _wire_to(v.steps[0].to),
-        "channel": _channel(v),
-        "status": twilio_status(v),
-        "valid": v.status is Status.COMPLETED,
+        **_standing(v),
         "amount": v.extra.get("amount"),
         "payee": v.extra.get("payee"),
         "sna_attempts_error_codes": [_SNA_ERRORS.get(reason, 60500) for reason in v.sa_failures],

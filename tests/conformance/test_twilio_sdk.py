@@ -26,7 +26,6 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +36,7 @@ from twilio.rest import Client
 from twilio.rest.verify.v2.service import ServiceContext, ServiceInstance
 
 from tests.support.processes import Stack, wait_until
+from tests.support.twilio import Account, new_account, sdk_client
 
 SNA_NUMBER = "+447700900100"
 SNA_DEVICE = "100.64.0.7"  # in 100.64.0.0/16: a handset on SNA_NUMBER
@@ -52,29 +52,6 @@ OUTBOX_CHANNEL = {"sms": "sms", "call": "voice", "email": "email", "whatsapp": "
 
 
 # ---- fixtures and helpers -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Account:
-    sid: str
-    token: str
-
-
-def new_account(stack: Stack, name: str = "twilio-sdk") -> Account:
-    data = stack.cli("accounts", "create", "--name", name)
-    assert isinstance(data, dict)
-    return Account(sid=str(data["account_sid"]), token=str(data["auth_token"]))
-
-
-def sdk_client(
-    stack: Stack, username: str, password: str, account_sid: str | None = None
-) -> Client:
-    """The unmodified SDK, aimed at the stack instead of verify.twilio.com."""
-    client = Client(username, password, account_sid)
-    # with either set (or TWILIO_EDGE/TWILIO_REGION), the SDK rewrites 127.0.0.1 into 127.ie1.0.1
-    client.edge = client.region = None
-    client.verify.base_url = stack.url
-    return client
 
 
 class Outbox:
@@ -110,7 +87,7 @@ class Outbox:
 
 @pytest.fixture(scope="module")
 def account(stack: Stack) -> Account:
-    return new_account(stack)
+    return new_account(stack, "twilio-sdk")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ import json
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 import redis
 import requests
 
-from tests.support.client import TestApp, VonageApi
-from tests.support.processes import Stack, build_stack, free_port, wait_until
+from tests.support.client import TestApp, VonageApi, create_app
+from tests.support.processes import Stack, build_stack, free_port, started, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -141,36 +140,24 @@ def receiver(workdir: Path) -> Iterator[Receiver]:
 @contextmanager
 def running_stack(workdir: Path, workers: int = 1, **env: str) -> Iterator[Stack]:
     """A stack of its own (redis-server, serve, `workers` workers), always torn down."""
-    s = build_stack(workdir, **{**FAULT_ENV, **env})
+    stack = build_stack(workdir, **{**FAULT_ENV, **env})
     try:
-        s.start(workers=workers)
-        yield s
+        with started(stack, workers):
+            yield stack
     finally:
-        s.stop()
-        s.redis.stop()
-        # a redis-server a test restarted is a new process the RedisServer object owns again
-        if s.redis.proc is not None and s.redis.proc.poll() is None:
-            s.redis.proc.kill()
+        _kill_restarted_redis(stack)
+
+
+def _kill_restarted_redis(stack: Stack) -> None:
+    """A redis-server a test restarted is a new process the RedisServer object owns again."""
+    if stack.redis.proc is not None and stack.redis.proc.poll() is None:
+        stack.redis.proc.kill()
 
 
 def make_app(stack: Stack, status_url: str, workdir: Path) -> tuple[TestApp, str]:
     """An application with `status_url`; returns it and its account sid (the outbox tenant)."""
-    key_path = workdir / f"{uuid.uuid4().hex}.key"
-    data = stack.cli(
-        "apps", "create", "--name", "faults", "--status-url", status_url,
-        "--private-key-out", str(key_path),
-    )  # fmt: skip
-    assert isinstance(data, dict)
-    app = TestApp(
-        application_id=str(data["application_id"]),
-        api_key=str(data["api_key"]),
-        api_secret=str(data["api_secret"]),
-        signature_secret=str(data["signature_secret"]),
-        webhook_secret=str(data["webhook_secret"]),
-        private_key_path=str(data["private_key_path"]),
-        hook_path=status_url,
-    )
-    return app, str(data["account_sid"])
+    app = create_app(stack, "faults", status_url, workdir, hook_path=status_url)
+    return app, app.account_sid
 
 
 def vonage(stack: Stack, app: TestApp) -> VonageApi:
@@ -216,12 +203,3 @@ def wait_code(
 
     code: str = wait_until(find, timeout=timeout, interval=0.05, what=f"{channel} code for {rid}")
     return code
-
-
-def never(predicate: Callable[[], Any], within: float, what: str) -> None:
-    """A bounded wait for something that must NOT happen: fail as soon as `predicate` holds."""
-    try:
-        found = wait_until(predicate, timeout=within, what=what)
-    except AssertionError:
-        return
-    raise AssertionError(f"unexpected {what}: {found!r}")

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import requests
 
-from tests.support.processes import wait_until
+from tests.support.processes import never, wait_until
 
 from .helpers import (
     make_app,
-    never,
     receiver,
     redis_client,
     running_stack,

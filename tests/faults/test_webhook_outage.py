@@ -15,12 +15,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import CLI, Stack, wait_until
+from tests.support.processes import CLI, Stack, never, wait_until
 
 from .helpers import (
     Receiver,
     make_app,
-    never,
     receiver,
     redis_client,
     running_stack,

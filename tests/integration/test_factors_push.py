@@ -21,22 +21,20 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-import redis
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 from tests.support.processes import Stack, wait_until
 from tests.support.receiver import Delivery, WebhookReceiver
+from tests.support.twilio import Tenant, new_tenant
 from verify_device import (
     ChallengeExpired,
     DeviceClient,
@@ -47,32 +45,9 @@ from verify_device import (
 SIGNATURE_FIELDS = "sid,factor_sid,details,hidden_details,expiration_date,date_created,date_updated"
 
 
-@dataclass
-class Tenant:
-    account_sid: str
-    auth_token: str
-    client: Client
-    service_sid: str
-
-    @property
-    def service(self) -> Any:
-        return self.client.verify.v2.services(self.service_sid)
-
-
-def _tenant(stack: Stack) -> Tenant:
-    data = stack.cli("accounts", "create", "--name", "x")
-    assert isinstance(data, dict)
-    sid, token = str(data["account_sid"]), str(data["auth_token"])
-    client = Client(sid, token)
-    client.edge = client.region = None
-    client.verify.base_url = stack.url
-    service = client.verify.v2.services.create(friendly_name="Acme Push")
-    return Tenant(sid, token, client, service.sid)
-
-
 @pytest.fixture
 def tenant(stack: Stack) -> Tenant:
-    return _tenant(stack)
+    return new_tenant(stack, "x", "Acme Push")
 
 
 @pytest.fixture
@@ -80,13 +55,6 @@ def receiver() -> Iterator[WebhookReceiver]:
     r = WebhookReceiver().start()
     yield r
     r.stop()
-
-
-@pytest.fixture
-def db(stack: Stack) -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(stack.redis.url)
-    yield r
-    r.close()
 
 
 def identity() -> str:
@@ -126,23 +94,10 @@ def push_challenge(tenant: Tenant, device: DeviceClient, **kw: Any) -> Any:
     )
 
 
-def outbox(stack: Stack, tenant: Tenant, to: str) -> list[dict[str, Any]]:
-    resp = requests.get(
-        f"{stack.url}/sandbox/v1/messages",
-        params={"to": to},
-        auth=(tenant.account_sid, tenant.auth_token),
-        verify=str(stack.cert),
-        timeout=10,
-    )
-    resp.raise_for_status()
-    found: list[dict[str, Any]] = resp.json()
-    return found
-
-
-def pushes_for(stack: Stack, tenant: Tenant, factor_sid: str, challenge_sid: str) -> list[Any]:
+def pushes_for(tenant: Tenant, factor_sid: str, challenge_sid: str) -> list[Any]:
     return [
         m
-        for m in outbox(stack, tenant, factor_sid)
+        for m in tenant.outbox(factor_sid)
         if m["channel"] == "push" and m["extra"].get("challenge_sid") == challenge_sid
     ]
 
@@ -351,9 +306,7 @@ def test_push_challenge_approved_with_the_signed_jwt(
     assert challenge.links["notifications"].endswith(f"/Challenges/{challenge.sid}/Notifications")
 
     # the push lands in the sandbox outbox, addressed to the factor
-    [pushed] = wait_until(
-        lambda: pushes_for(stack, tenant, factor_sid, challenge.sid), what="the push"
-    )
+    [pushed] = wait_until(lambda: pushes_for(tenant, factor_sid, challenge.sid), what="the push")
     assert pushed["channel"] == "push" and pushed["to"] == factor_sid
     assert pushed["text"] == "Log in to Acme?"
     assert pushed["extra"] == {
@@ -493,7 +446,7 @@ def test_notifications_resend_the_push(stack: Stack, tenant: Tenant) -> None:
     assert device.enrolment is not None
     factor_sid = device.enrolment.factor_sid
     challenge = push_challenge(tenant, device)
-    wait_until(lambda: pushes_for(stack, tenant, factor_sid, challenge.sid), what="the push")
+    wait_until(lambda: pushes_for(tenant, factor_sid, challenge.sid), what="the push")
     notifications = tenant.service.entities(device.identity).challenges(challenge.sid).notifications
     sent = notifications.create(ttl=120)
     assert sent.sid.startswith("NT") and len(sent.sid) == 34
@@ -503,7 +456,7 @@ def test_notifications_resend_the_push(stack: Stack, tenant: Tenant) -> None:
     assert sent.priority == "high" and sent.ttl == 120
     assert isinstance(sent.date_created, datetime)
     both = wait_until(
-        lambda: len(found := pushes_for(stack, tenant, factor_sid, challenge.sid)) == 2 and found,
+        lambda: len(found := pushes_for(tenant, factor_sid, challenge.sid)) == 2 and found,
         what="the second push",
     )
     assert {m["id"] for m in both} == {challenge.sid, sent.sid}
@@ -545,22 +498,17 @@ def test_silent_device_approval(stack: Stack, tenant: Tenant) -> None:
     ]
     # and no push was involved
     time.sleep(0.3)
-    assert outbox(stack, tenant, device.enrolment.factor_sid) == []
+    assert tenant.outbox(device.enrolment.factor_sid) == []
 
 
 def test_challenge_parameters(stack: Stack, tenant: Tenant) -> None:
     device = enrolled(stack, tenant)
     assert device.enrolment is not None
-    base = f"{stack.url}/v2/Services/{tenant.service_sid}/Entities/{device.identity}/Challenges"
+    path = f"/v2/Services/{tenant.service_sid}/Entities/{device.identity}/Challenges"
 
     def post(data: dict[str, Any]) -> requests.Response:
-        return requests.post(
-            base,
-            data={"FactorSid": device.enrolment.factor_sid, **data},  # type: ignore[union-attr]
-            auth=(tenant.account_sid, tenant.auth_token),
-            verify=str(stack.cert),
-            timeout=10,
-        )
+        factor_sid = device.enrolment.factor_sid  # type: ignore[union-attr]
+        return tenant.request("POST", path, data={"FactorSid": factor_sid, **data})
 
     for data, name in [
         ({}, "Details.Message"),

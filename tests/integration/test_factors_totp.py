@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,57 +25,19 @@ import redis
 import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 from tests.support.processes import Stack, wait_until
 from tests.support.receiver import Delivery, WebhookReceiver
-
-
-@dataclass
-class Tenant:
-    account_sid: str
-    auth_token: str
-    client: Client
-    service_sid: str
-
-    @property
-    def service(self) -> Any:
-        return self.client.verify.v2.services(self.service_sid)
-
-
-def _client(stack: Stack, account_sid: str, auth_token: str) -> Client:
-    client = Client(account_sid, auth_token)
-    client.edge = client.region = None
-    client.verify.base_url = stack.url
-    return client
+from tests.support.twilio import Tenant, new_tenant
 
 
 def _tenant(stack: Stack, **service_params: Any) -> Tenant:
-    data = stack.cli("accounts", "create", "--name", "x")
-    assert isinstance(data, dict)
-    sid, token = str(data["account_sid"]), str(data["auth_token"])
-    client = _client(stack, sid, token)
-    service = client.verify.v2.services.create(friendly_name="Acme", **service_params)
-    return Tenant(sid, token, client, service.sid)
+    return new_tenant(stack, "x", "Acme", **service_params)
 
 
 @pytest.fixture
 def tenant(stack: Stack) -> Tenant:
     return _tenant(stack)
-
-
-@pytest.fixture
-def db(stack: Stack) -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(stack.redis.url)
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def own_receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    yield r
-    r.stop()
 
 
 def identity() -> str:
@@ -88,15 +48,8 @@ def otp(secret: str, at: float, step: int = 30, digits: int = 6) -> str:
     return pyotp.TOTP(secret, digits=digits, interval=step).at(at)
 
 
-def raw(stack: Stack, tenant: Tenant, method: str, path: str, **kw: Any) -> requests.Response:
-    return requests.request(
-        method,
-        f"{stack.url}/v2/Services/{tenant.service_sid}{path}",
-        auth=(tenant.account_sid, tenant.auth_token),
-        verify=str(stack.cert),
-        timeout=10,
-        **kw,
-    )
+def raw(tenant: Tenant, method: str, path: str, **kw: Any) -> requests.Response:
+    return tenant.request(method, f"/v2/Services/{tenant.service_sid}{path}", **kw)
 
 
 def totp_factor(tenant: Tenant, who: str, **config: Any) -> Any:
@@ -188,8 +141,8 @@ def test_entity_crud_and_list(stack: Stack, tenant: Tenant) -> None:
     "bad",
     ["short", "x" * 65, "has space 1", "user@example.com", "+447700900123", "ünïcode-user", ""],
 )
-def test_identity_rules(stack: Stack, tenant: Tenant, bad: str) -> None:
-    resp = raw(stack, tenant, "POST", "/Entities", data={"Identity": bad})
+def test_identity_rules(tenant: Tenant, bad: str) -> None:
+    resp = raw(tenant, "POST", "/Entities", data={"Identity": bad})
     assert resp.status_code == 400, resp.text
     assert resp.json()["code"] == 60306
     assert resp.json()["status"] == 400
@@ -249,7 +202,7 @@ def test_entities_hold_no_pii_and_deletion_removes_everything(
 # ---- TOTP factors -------------------------------------------------------------------------------
 
 
-def test_totp_factor_binding_only_on_create(stack: Stack, tenant: Tenant) -> None:
+def test_totp_factor_binding_only_on_create(tenant: Tenant) -> None:
     who = identity()
     factor = totp_factor(
         tenant,
@@ -274,9 +227,9 @@ def test_totp_factor_binding_only_on_create(stack: Stack, tenant: Tenant) -> Non
 
     fetched = tenant.service.entities(who).factors(factor.sid).fetch()
     assert fetched.sid == factor.sid and fetched.config == factor.config
-    body = raw(stack, tenant, "GET", f"/Entities/{who}/Factors/{factor.sid}").json()
+    body = raw(tenant, "GET", f"/Entities/{who}/Factors/{factor.sid}").json()
     assert "binding" not in body and "options" not in body
-    listed = raw(stack, tenant, "GET", f"/Entities/{who}/Factors").json()
+    listed = raw(tenant, "GET", f"/Entities/{who}/Factors").json()
     assert [f["sid"] for f in listed["factors"]] == [factor.sid]
     assert "binding" not in listed["factors"][0]
     assert [f.sid for f in tenant.service.entities(who).factors.list()] == [factor.sid]
@@ -319,9 +272,9 @@ def test_service_totp_defaults(stack: Stack) -> None:
         ("FactorType", "sms"),
     ],
 )
-def test_totp_config_ranges(stack: Stack, tenant: Tenant, param: str, value: str) -> None:
+def test_totp_config_ranges(tenant: Tenant, param: str, value: str) -> None:
     data = {"FriendlyName": "a", "FactorType": "totp", param: value}
-    resp = raw(stack, tenant, "POST", f"/Entities/{identity()}/Factors", data=data)
+    resp = raw(tenant, "POST", f"/Entities/{identity()}/Factors", data=data)
     assert resp.status_code == 400, resp.text
     assert resp.json()["code"] == 60200
     assert resp.json()["message"] == f"Invalid parameter: {param}"
@@ -356,7 +309,7 @@ def test_totp_factor_verification_and_attempts(tenant: Tenant) -> None:
     assert context.fetch().status == "unverified"
 
 
-def test_totp_challenges(stack: Stack, tenant: Tenant) -> None:
+def test_totp_challenges(tenant: Tenant) -> None:
     who = identity()
     factor, secret, at = verified_totp(tenant, who)
     challenges = tenant.service.entities(who).challenges
@@ -407,11 +360,7 @@ def test_totp_challenges(stack: Stack, tenant: Tenant) -> None:
     ]
     assert [c.sid for c in challenges.list(factor_sid=factor.sid, page_size=1)] == listed
     page = raw(
-        stack,
-        tenant,
-        "GET",
-        f"/Entities/{who}/Challenges",
-        params={"Status": "approved", "PageSize": 1},
+        tenant, "GET", f"/Entities/{who}/Challenges", params={"Status": "approved", "PageSize": 1}
     ).json()
     assert "Status=approved" in page["meta"]["next_page_url"]
 

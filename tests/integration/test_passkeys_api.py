@@ -13,7 +13,6 @@ import json
 import os
 import struct
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +24,6 @@ import redis
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from twilio.rest import Client
 from twilio.rest.verify.v2.service.approve_challenge import ApproveChallengeList
 from twilio.rest.verify.v2.service.new_challenge import NewChallengeContext
 from twilio.rest.verify.v2.service.new_factor import NewFactorList
@@ -33,6 +31,7 @@ from twilio.rest.verify.v2.service.new_verify_factor import NewVerifyFactorList
 
 from tests.support.processes import Stack, wait_until
 from tests.support.receiver import WebhookReceiver
+from tests.support.twilio import basic_request, sdk_client
 
 RP_ID = "example.com"
 ORIGIN = "https://login.example.com"
@@ -100,17 +99,13 @@ class SoftAuthenticator:
         )
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
         client_data = self.client_data("webauthn.create", public_key["challenge"], origin)
-        return {
-            "id": b64url(self.credential_id),
-            "rawId": b64url(self.credential_id),
-            "authenticatorAttachment": "platform",
-            "type": "public-key",
-            "response": {
+        return self.credential(
+            {
                 "attestationObject": b64url(attestation),
                 "clientDataJSON": b64url(client_data),
                 "transports": ["internal"],
-            },
-        }
+            }
+        )
 
     def get(
         self,
@@ -136,17 +131,23 @@ class SoftAuthenticator:
             auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
         )
         handle = user_handle if user_handle is not None else self.user_handle
+        return self.credential(
+            {
+                "clientDataJSON": b64url(client_data),
+                "authenticatorData": b64url(auth_data),
+                "signature": b64url(signature),
+                "userHandle": b64url(handle) if handle is not None else None,
+            }
+        )
+
+    def credential(self, response: dict[str, Any]) -> dict[str, Any]:
+        """This authenticator's PublicKeyCredential around `response`, as a browser sends it."""
         return {
             "id": b64url(self.credential_id),
             "rawId": b64url(self.credential_id),
             "authenticatorAttachment": "platform",
             "type": "public-key",
-            "response": {
-                "clientDataJSON": b64url(client_data),
-                "authenticatorData": b64url(auth_data),
-                "signature": b64url(signature),
-                "userHandle": b64url(handle) if handle is not None else None,
-            },
+            "response": response,
         }
 
 
@@ -161,14 +162,7 @@ class Tenant:
     service_sid: str = ""
 
     def call(self, method: str, path: str, **kw: Any) -> requests.Response:
-        return requests.request(
-            method,
-            f"{self.stack.url}{path}",
-            auth=(self.account_sid, self.auth_token),
-            verify=str(self.stack.cert),
-            timeout=10,
-            **kw,
-        )
+        return basic_request(self.stack, (self.account_sid, self.auth_token), method, path, **kw)
 
     def service(self, **params: str) -> dict[str, Any]:
         resp = self.call("POST", "/v2/Services", data={"FriendlyName": "Passkeys", **params})
@@ -182,23 +176,21 @@ class Tenant:
 
     # the four steps, each asserting its success status
     def create_factor(self, identity: str, **extra: Any) -> dict[str, Any]:
-        resp = self.passkeys("Factors", {"friendly_name": "Laptop", "identity": identity, **extra})
-        assert resp.status_code == 201, resp.text
-        return dict(resp.json())
+        body = {"friendly_name": "Laptop", "identity": identity, **extra}
+        return self._succeeded("Factors", body, 201)
 
     def verify_factor(self, attestation: dict[str, Any]) -> dict[str, Any]:
-        resp = self.passkeys("VerifyFactor", attestation)
-        assert resp.status_code == 200, resp.text
-        return dict(resp.json())
+        return self._succeeded("VerifyFactor", attestation, 200)
 
     def challenge(self, **body: Any) -> dict[str, Any]:
-        resp = self.passkeys("Challenges", body)
-        assert resp.status_code == 201, resp.text
-        return dict(resp.json())
+        return self._succeeded("Challenges", body, 201)
 
     def approve(self, assertion: dict[str, Any]) -> dict[str, Any]:
-        resp = self.passkeys("ApproveChallenge", assertion)
-        assert resp.status_code == 200, resp.text
+        return self._succeeded("ApproveChallenge", assertion, 200)
+
+    def _succeeded(self, operation: str, body: Any, status: int) -> dict[str, Any]:
+        resp = self.passkeys(operation, body)
+        assert resp.status_code == status, resp.text
         return dict(resp.json())
 
     def enrol(self, identity: str, authenticator: SoftAuthenticator, **extra: Any) -> str:
@@ -233,13 +225,6 @@ def tenant(stack: Stack) -> Tenant:
         }
     )
     return t
-
-
-@pytest.fixture
-def store(stack: Stack) -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(stack.redis.url)
-    yield r
-    r.close()
 
 
 def identity() -> str:
@@ -291,7 +276,7 @@ def test_service_passkeys_config_is_set_shown_and_cleared(tenant: Tenant) -> Non
 # ---- the whole ceremony --------------------------------------------------------------------------
 
 
-def test_register_verify_challenge_approve(tenant: Tenant, store: redis.Redis) -> None:
+def test_register_verify_challenge_approve(tenant: Tenant, db: redis.Redis) -> None:
     who = identity()
     auth = SoftAuthenticator()
     factor = tenant.create_factor(who)
@@ -331,12 +316,12 @@ def test_register_verify_challenge_approve(tenant: Tenant, store: redis.Redis) -
     assert verified["sid"] == factor["sid"]
     assert verified["status"] == "verified"
     assert "binding" not in verified and "options" not in verified
-    stored = json.loads(store.get(f"vo:factor:{factor['sid']}") or b"{}")
+    stored = json.loads(db.get(f"vo:factor:{factor['sid']}") or b"{}")
     assert stored["binding"]["credential_id"] == b64url(auth.credential_id)
     assert stored["binding"]["sign_count"] == 0
     assert stored["binding"]["transports"] == ["internal"]
     # the entity came into being with the factor, holding the opaque identity only
-    entity = json.loads(store.get(f"vo:entity:{tenant.service_sid}:{who}") or b"{}")
+    entity = json.loads(db.get(f"vo:entity:{tenant.service_sid}:{who}") or b"{}")
     assert entity["identity"] == who and entity["sid"] == factor["entity_sid"]
 
     challenge = tenant.challenge(identity=who)
@@ -359,7 +344,7 @@ def test_register_verify_challenge_approve(tenant: Tenant, store: redis.Redis) -
     assert approved["status"] == "approved"
     assert approved["factor_sid"] == factor["sid"]
     assert approved["date_responded"] is not None
-    stored = json.loads(store.get(f"vo:factor:{factor['sid']}") or b"{}")
+    stored = json.loads(db.get(f"vo:factor:{factor['sid']}") or b"{}")
     assert stored["binding"]["sign_count"] == 1
 
     # a second passkey for the entity: the first is excluded from its creation options
@@ -370,9 +355,7 @@ def test_register_verify_challenge_approve(tenant: Tenant, store: redis.Redis) -
 
 
 def test_the_official_sdk_drives_the_four_endpoints(tenant: Tenant) -> None:
-    client = Client(tenant.account_sid, tenant.auth_token)
-    client.edge = client.region = None
-    client.verify.base_url = tenant.stack.url
+    client = sdk_client(tenant.stack, tenant.account_sid, tenant.auth_token)
     service = client.verify.v2.services(tenant.service_sid)
     who = identity()
     auth = SoftAuthenticator()
@@ -475,25 +458,25 @@ def test_invalid_relying_party_config_is_400(tenant: Tenant) -> None:
 
 
 def test_an_abandoned_registration_is_dropped_once_its_options_expired(
-    tenant: Tenant, store: redis.Redis
+    tenant: Tenant, db: redis.Redis
 ) -> None:
     who = identity()
     abandoned = tenant.create_factor(who)
     key = f"vo:factor:{abandoned['sid']}"
-    record = json.loads(store.get(key) or b"{}")
+    record = json.loads(db.get(key) or b"{}")
     record["binding"]["expires"] = 0  # its ten minutes are over
-    store.set(key, json.dumps(record))
+    db.set(key, json.dumps(record))
     attestation = SoftAuthenticator().create(abandoned["options"]["publicKey"])
 
     tenant.create_factor(who)
-    assert store.get(key) is None
+    assert db.get(key) is None
     assert_error(tenant.passkeys("VerifyFactor", attestation), 403, 60311)
 
 
 # ---- refusals leave the status as it was ---------------------------------------------------------
 
 
-def test_wrong_origin_is_refused_and_nothing_changes(tenant: Tenant, store: redis.Redis) -> None:
+def test_wrong_origin_is_refused_and_nothing_changes(tenant: Tenant, db: redis.Redis) -> None:
     who = identity()
     auth = SoftAuthenticator()
     factor = tenant.create_factor(who)
@@ -510,7 +493,7 @@ def test_wrong_origin_is_refused_and_nothing_changes(tenant: Tenant, store: redi
     assert_error(
         tenant.passkeys("VerifyFactor", auth.create(options, rp_id="evil.test")), 403, 60311
     )
-    stored = json.loads(store.get(f"vo:factor:{factor['sid']}") or b"{}")
+    stored = json.loads(db.get(f"vo:factor:{factor['sid']}") or b"{}")
     assert stored["status"] == "unverified" and "credential_id" not in stored["binding"]
     # refusals while attempts remain do not spend the registration
     tenant.verify_factor(auth.create(options))
@@ -522,7 +505,7 @@ def test_wrong_origin_is_refused_and_nothing_changes(tenant: Tenant, store: redi
         403,
         60324,
     )
-    stored = json.loads(store.get(f"vo:challenge:{challenge['sid']}") or b"{}")
+    stored = json.loads(db.get(f"vo:challenge:{challenge['sid']}") or b"{}")
     assert stored["status"] == "pending" and stored["attempts"] == 1
     assert tenant.approve(auth.get(request_options))["status"] == "approved"
 
@@ -542,7 +525,7 @@ def test_replayed_registration_and_assertion_are_refused(tenant: Tenant) -> None
     assert_error(tenant.passkeys("ApproveChallenge", assertion), 403, 60322)
 
 
-def test_a_sign_count_that_does_not_grow_is_refused(tenant: Tenant, store: redis.Redis) -> None:
+def test_a_sign_count_that_does_not_grow_is_refused(tenant: Tenant, db: redis.Redis) -> None:
     who = identity()
     auth = SoftAuthenticator()
     tenant.enrol(who, auth)
@@ -556,12 +539,12 @@ def test_a_sign_count_that_does_not_grow_is_refused(tenant: Tenant, store: redis
         assert_error(
             tenant.passkeys("ApproveChallenge", auth.get(options, count=count)), 403, 60324
         )
-    stored = json.loads(store.get(f"vo:challenge:{second['sid']}") or b"{}")
+    stored = json.loads(db.get(f"vo:challenge:{second['sid']}") or b"{}")
     assert stored["status"] == "pending"
     assert tenant.approve(auth.get(options, count=5))["status"] == "approved"
 
 
-def test_an_unknown_credential_is_refused(tenant: Tenant, store: redis.Redis) -> None:
+def test_an_unknown_credential_is_refused(tenant: Tenant, db: redis.Redis) -> None:
     who = identity()
     auth = SoftAuthenticator()
     tenant.enrol(who, auth)
@@ -580,26 +563,26 @@ def test_an_unknown_credential_is_refused(tenant: Tenant, store: redis.Redis) ->
     tenant.enrol(identity(), other)
     assert_error(tenant.passkeys("ApproveChallenge", other.get(options)), 403, 60324)
 
-    stored = json.loads(store.get(f"vo:challenge:{challenge['sid']}") or b"{}")
+    stored = json.loads(db.get(f"vo:challenge:{challenge['sid']}") or b"{}")
     assert stored["status"] == "pending" and stored["attempts"] == 3
     assert tenant.approve(auth.get(options))["status"] == "approved"
 
 
-def test_an_expired_challenge_is_refused(tenant: Tenant, store: redis.Redis) -> None:
+def test_an_expired_challenge_is_refused(tenant: Tenant, db: redis.Redis) -> None:
     who = identity()
     auth = SoftAuthenticator()
     tenant.enrol(who, auth)
     challenge = tenant.challenge(identity=who)
     # five minutes pass (the stored expiry moved into the past)
     key = f"vo:challenge:{challenge['sid']}"
-    record = json.loads(store.get(key) or b"{}")
+    record = json.loads(db.get(key) or b"{}")
     past = datetime.now(UTC) - timedelta(seconds=1)
     record["expiration_date"] = past.strftime("%Y-%m-%dT%H:%M:%S.") + "000Z"
-    store.set(key, json.dumps(record), keepttl=True)
+    db.set(key, json.dumps(record), keepttl=True)
 
     assertion = auth.get(challenge["options"]["publicKey"])
     assert_error(tenant.passkeys("ApproveChallenge", assertion), 403, 60323)
-    assert json.loads(store.get(key) or b"{}")["status"] == "expired"
+    assert json.loads(db.get(key) or b"{}")["status"] == "expired"
     assert_error(tenant.passkeys("ApproveChallenge", assertion), 403, 60323)
 
 
@@ -650,7 +633,7 @@ def test_challenge_for_one_factor_and_for_unverified_or_unknown(tenant: Tenant) 
 
 
 def test_a_discoverable_challenge_is_bound_by_the_credential_that_answers(
-    tenant: Tenant, store: redis.Redis
+    tenant: Tenant, db: redis.Redis
 ) -> None:
     who = identity()
     auth = SoftAuthenticator()
@@ -671,9 +654,9 @@ def test_a_discoverable_challenge_is_bound_by_the_credential_that_answers(
     assert approved["identity"] == who and approved["factor_sid"] == factor_sid
     assert approved["url"].endswith(f"/Entities/{who}/Challenges/{challenge['sid']}")
     # answered, it belongs to the entity: listed under it and kept like its other challenges
-    index = store.zrange(f"vo:challenges:{tenant.service_sid}:{who}", 0, -1)
+    index = db.zrange(f"vo:challenges:{tenant.service_sid}:{who}", 0, -1)
     assert challenge["sid"].encode() in index
-    assert store.ttl(f"vo:challenge:{challenge['sid']}") == -1
+    assert db.ttl(f"vo:challenge:{challenge['sid']}") == -1
 
 
 # ---- bad requests --------------------------------------------------------------------------------
@@ -742,13 +725,6 @@ def test_a_service_cannot_answer_for_another(tenant: Tenant) -> None:
 
 
 # ---- webhooks ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    yield r
-    r.stop()
 
 
 def test_factor_and_challenge_events_reach_the_service_webhooks(

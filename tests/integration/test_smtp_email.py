@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support.client import TestApp, VonageApi
-from tests.support.processes import Stack, build_stack, free_port, wait_until
+from tests.support.client import VonageApi, create_app
+from tests.support.processes import Stack, free_port, running_stack, wait_until
 from tests.support.receiver import WebhookReceiver
 
 SMTP_FROM = "verify@acme.test"
@@ -80,39 +80,21 @@ def smtp() -> Iterator[SmtpServer]:
 
 @pytest.fixture(scope="module")
 def smtp_stack(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[Stack]:
-    s = build_stack(
+    with running_stack(
         tmp_path_factory.mktemp("smtp-stack"),
         # a nested key merges with the TOML table: the other channels stay on the sandbox
         VERIFY_CHANNEL_PROVIDERS__EMAIL="smtp",
         VERIFY_SMTP_HOST="127.0.0.1",
         VERIFY_SMTP_PORT=str(smtp.port),
         VERIFY_SMTP_FROM=SMTP_FROM,
-    )
-    try:
-        s.start(workers=1)
+    ) as s:
         yield s
-    finally:
-        s.stop()
-        s.redis.stop()
 
 
 @pytest.fixture
 def smtp_api(smtp_stack: Stack, receiver: WebhookReceiver, tmp_path: Path) -> VonageApi:
     hook_path = f"/hooks/{uuid.uuid4().hex}"
-    data = smtp_stack.cli(
-        "apps", "create", "--name", "smtp-test", "--status-url", receiver.url(hook_path),
-        "--private-key-out", str(tmp_path / "app.key"),
-    )  # fmt: skip
-    assert isinstance(data, dict)
-    app = TestApp(
-        application_id=str(data["application_id"]),
-        api_key=str(data["api_key"]),
-        api_secret=str(data["api_secret"]),
-        signature_secret=str(data["signature_secret"]),
-        webhook_secret=str(data["webhook_secret"]),
-        private_key_path=str(data["private_key_path"]),
-        hook_path=hook_path,
-    )
+    app = create_app(smtp_stack, "smtp-test", receiver.url(hook_path), tmp_path, hook_path)
     api = VonageApi(smtp_stack.url, app, verify=str(smtp_stack.cert))
     # the main stack's fixture exports REQUESTS_CA_BUNDLE, which would beat our own certificate
     api.http.trust_env = False

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import requests
 from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped]
-from twilio.rest import Client  # type: ignore[import-untyped]
 from twilio.rest.verify.v2.service import ServiceContext  # type: ignore[import-untyped]
 
 from tests.support.processes import Stack, wait_until
+from tests.support.twilio import sdk_client
 
 
 class Account:
@@ -23,10 +23,7 @@ class Account:
         self.sid = str(data["account_sid"])
         self.token = str(data["auth_token"])
         self.stack = stack
-        self.client = Client(self.sid, self.token)
-        self.client.edge = None
-        self.client.region = None
-        self.client.verify.base_url = stack.url
+        self.client = sdk_client(stack, self.sid, self.token)
 
     def service(self, **params: Any) -> ServiceContext:
         created = self.client.verify.v2.services.create(friendly_name="Acme", **params)

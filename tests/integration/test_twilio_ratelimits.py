@@ -5,54 +5,21 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.rest import Client
 
 from tests.support.processes import Stack
-
-
-@dataclass
-class Tenant:
-    account_sid: str
-    auth_token: str
-    client: Client
-    service_sid: str
-
-    @property
-    def service(self) -> Any:
-        return self.client.verify.v2.services(self.service_sid)
-
-
-def _client(stack: Stack, account_sid: str, auth_token: str) -> Client:
-    client = Client(account_sid, auth_token)
-    client.edge = client.region = None
-    client.verify.base_url = stack.url
-    return client
+from tests.support.twilio import Tenant, new_account, new_tenant, sdk_client
 
 
 @pytest.fixture
 def tenant(stack: Stack) -> Tenant:
-    data = stack.cli("accounts", "create", "--name", "ratelimits")
-    assert isinstance(data, dict)
-    account_sid, auth_token = str(data["account_sid"]), str(data["auth_token"])
-    client = _client(stack, account_sid, auth_token)
-    service = client.verify.v2.services.create(friendly_name="RL test")
-    return Tenant(account_sid, auth_token, client, service.sid)
-
-
-@pytest.fixture
-def store(stack: Stack) -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(stack.redis.url)
-    yield r
-    r.close()
+    return new_tenant(stack, "ratelimits", "RL test")
 
 
 def _numbers(count: int) -> list[str]:
@@ -68,13 +35,11 @@ def _start(tenant: Tenant, to: str, rate_limits: dict[str, str]) -> Any:
     return tenant.service.verifications.create(to=to, channel="sms", rate_limits=rate_limits)
 
 
-def _raw_start(stack: Stack, tenant: Tenant, to: str, rate_limits: str) -> requests.Response:
-    return requests.post(
-        f"{stack.url}/v2/Services/{tenant.service_sid}/Verifications",
+def _raw_start(tenant: Tenant, to: str, rate_limits: str) -> requests.Response:
+    return tenant.request(
+        "POST",
+        f"/v2/Services/{tenant.service_sid}/Verifications",
         data={"To": to, "Channel": "sms", "RateLimits": rate_limits},
-        auth=(tenant.account_sid, tenant.auth_token),
-        verify=str(stack.cert),
-        timeout=10,
     )
 
 
@@ -170,9 +135,8 @@ def test_rate_limits_are_scoped_to_their_service_and_account(tenant: Tenant, sta
     with pytest.raises(TwilioRestException) as caught:
         tenant.client.verify.v2.services(other_service.sid).rate_limits(created.sid).fetch()
     assert caught.value.status == 404
-    data = stack.cli("accounts", "create", "--name", "intruder")
-    assert isinstance(data, dict)
-    intruder = _client(stack, str(data["account_sid"]), str(data["auth_token"]))
+    other = new_account(stack, "intruder")
+    intruder = sdk_client(stack, other.sid, other.token)
     with pytest.raises(TwilioRestException) as caught:
         intruder.verify.v2.services(tenant.service_sid).rate_limits(created.sid).fetch()
     assert caught.value.status == 404
@@ -268,15 +232,15 @@ def test_bucket_of_another_rate_limit_is_not_found(tenant: Tenant) -> None:
     assert caught.value.status == 404
 
 
-def test_deleting_a_rate_limit_deletes_its_buckets(tenant: Tenant, store: redis.Redis) -> None:
+def test_deleting_a_rate_limit_deletes_its_buckets(tenant: Tenant, db: redis.Redis) -> None:
     name = _unique()
     rate_limit = tenant.service.rate_limits.create(unique_name=name)
     buckets = tenant.service.rate_limits(rate_limit.sid).buckets
     sids = [buckets.create(max=2, interval=60).sid for _ in range(2)]
-    assert all(store.exists(f"vo:bl:{sid}") for sid in sids)
+    assert all(db.exists(f"vo:bl:{sid}") for sid in sids)
     tenant.service.rate_limits(rate_limit.sid).delete()
-    assert not any(store.exists(f"vo:bl:{sid}") for sid in sids)
-    assert not store.exists(f"vo:rl-bls:{rate_limit.sid}")
+    assert not any(db.exists(f"vo:bl:{sid}") for sid in sids)
+    assert not db.exists(f"vo:rl-bls:{rate_limit.sid}")
     with pytest.raises(TwilioRestException) as caught:
         buckets(sids[0]).fetch()
     assert caught.value.status == 404
@@ -298,7 +262,7 @@ def _ip_limit(tenant: Tenant, max_: int, interval: int, name: str = "end_user_ip
     return rate_limit
 
 
-def test_bucket_limits_starts_per_value(tenant: Tenant, stack: Stack) -> None:
+def test_bucket_limits_starts_per_value(tenant: Tenant) -> None:
     _ip_limit(tenant, max_=2, interval=60)
     first, second, third, fourth = _numbers(4)
     assert _start(tenant, first, {"end_user_ip": "1.2.3.4"}).status == "pending"
@@ -309,7 +273,7 @@ def test_bucket_limits_starts_per_value(tenant: Tenant, stack: Stack) -> None:
     # another value has its own window
     assert _start(tenant, third, {"end_user_ip": "5.6.7.8"}).status == "pending"
     # the refusal carries when to retry and which rate limit refused
-    refused = _raw_start(stack, tenant, fourth, '{"end_user_ip": "1.2.3.4"}')
+    refused = _raw_start(tenant, fourth, '{"end_user_ip": "1.2.3.4"}')
     assert refused.status_code == 429
     assert refused.json()["code"] == 20429
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
@@ -338,7 +302,7 @@ def test_rate_limit_without_buckets_lets_starts_through(tenant: Tenant) -> None:
         assert _start(tenant, to, {"unbounded": "same"}).status == "pending"
 
 
-def test_refused_start_counts_in_no_bucket(tenant: Tenant, store: redis.Redis) -> None:
+def test_refused_start_counts_in_no_bucket(tenant: Tenant, db: redis.Redis) -> None:
     rate_limit = tenant.service.rate_limits.create(unique_name="user_id")
     buckets = tenant.service.rate_limits(rate_limit.sid).buckets
     loose = buckets.create(max=5, interval=60)
@@ -348,31 +312,31 @@ def test_refused_start_counts_in_no_bucket(tenant: Tenant, store: redis.Redis) -
     with pytest.raises(TwilioRestException) as caught:
         _start(tenant, second, {"user_id": "u-1"})
     assert caught.value.status == 429
-    (loose_key,) = store.keys(f"vo:rlw:{loose.sid}:*")
-    (tight_key,) = store.keys(f"vo:rlw:{tight.sid}:*")
-    assert store.zcard(loose_key) == 1
-    assert store.zcard(tight_key) == 1
+    (loose_key,) = db.keys(f"vo:rlw:{loose.sid}:*")
+    (tight_key,) = db.keys(f"vo:rlw:{tight.sid}:*")
+    assert db.zcard(loose_key) == 1
+    assert db.zcard(tight_key) == 1
     # windows expire with their interval; values are not stored in clear
-    assert 0 < store.pttl(loose_key) <= 60_000
+    assert 0 < db.pttl(loose_key) <= 60_000
     assert b"u-1" not in loose_key
 
 
-def test_every_named_rate_limit_is_enforced(tenant: Tenant, stack: Stack) -> None:
+def test_every_named_rate_limit_is_enforced(tenant: Tenant) -> None:
     _ip_limit(tenant, max_=10, interval=60, name="ip")
     _ip_limit(tenant, max_=1, interval=60, name="phone")
     first, second = _numbers(2)
     _start(tenant, first, {"ip": "1.1.1.1", "phone": first})
-    refused = _raw_start(stack, tenant, first, f'{{"ip": "1.1.1.1", "phone": "{first}"}}')
+    refused = _raw_start(tenant, first, f'{{"ip": "1.1.1.1", "phone": "{first}"}}')
     assert refused.status_code == 429
     assert refused.headers["Twilio-Reached-Rate-Limit"] == "phone"
     assert _start(tenant, second, {"ip": "1.1.1.1", "phone": second}).status == "pending"
 
 
-def test_window_frees_after_the_interval(tenant: Tenant, stack: Stack) -> None:
+def test_window_frees_after_the_interval(tenant: Tenant) -> None:
     _ip_limit(tenant, max_=1, interval=1)
     first, second = _numbers(2)
     _start(tenant, first, {"end_user_ip": "2.2.2.2"})
-    refused = _raw_start(stack, tenant, second, '{"end_user_ip": "2.2.2.2"}')
+    refused = _raw_start(tenant, second, '{"end_user_ip": "2.2.2.2"}')
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "1"
     time.sleep(1.1)
@@ -391,13 +355,13 @@ def test_lowering_max_applies_to_the_current_window(tenant: Tenant) -> None:
     assert caught.value.status == 429
 
 
-def test_concurrent_starts_cannot_overshoot(tenant: Tenant, stack: Stack) -> None:
+def test_concurrent_starts_cannot_overshoot(tenant: Tenant) -> None:
     _ip_limit(tenant, max_=3, interval=60)
     numbers = _numbers(12)
     with ThreadPoolExecutor(max_workers=12) as pool:
         codes = list(
             pool.map(
-                lambda to: _raw_start(stack, tenant, to, '{"end_user_ip": "4.4.4.4"}').status_code,
+                lambda to: _raw_start(tenant, to, '{"end_user_ip": "4.4.4.4"}').status_code,
                 numbers,
             )
         )

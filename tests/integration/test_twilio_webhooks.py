@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,67 +22,19 @@ import requests
 import standardwebhooks
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 from orchestrator import twilio_webhooks
 from orchestrator.domain.effects import Emit
 from orchestrator.domain.models import Channel, Status, Step, Verification
 from orchestrator.signing import twilio_signature
-from tests.support.processes import Stack, build_stack, wait_until
+from tests.support.processes import Stack, never, running_stack, wait_until
 from tests.support.receiver import Delivery, WebhookReceiver
-
-
-@dataclass
-class Tenant:
-    account_sid: str
-    auth_token: str
-    webhook_secret: str
-    client: Client
-    service_sid: str
-
-    @property
-    def service(self) -> Any:
-        return self.client.verify.v2.services(self.service_sid)
-
-
-def _client(stack: Stack, account_sid: str, auth_token: str) -> Client:
-    client = Client(account_sid, auth_token)
-    client.edge = client.region = None
-    client.verify.base_url = stack.url
-    return client
-
-
-def _account(stack: Stack) -> dict[str, str]:
-    data = stack.cli("accounts", "create", "--name", "twilio-webhooks")
-    assert isinstance(data, dict)
-    return {k: str(v) for k, v in data.items()}
+from tests.support.twilio import Tenant, basic_request, new_account, new_tenant, sdk_client
 
 
 @pytest.fixture
 def tenant(stack: Stack) -> Tenant:
-    data = _account(stack)
-    client = _client(stack, data["account_sid"], data["auth_token"])
-    service = client.verify.v2.services.create(friendly_name="Webhook test")
-    return Tenant(
-        data["account_sid"], data["auth_token"], data["webhook_secret"], client, service.sid
-    )
-
-
-@pytest.fixture
-def own_receiver() -> Iterator[WebhookReceiver]:
-    """Form posts must never reach the session receiver, whose helpers parse JSON bodies."""
-    r = WebhookReceiver().start()
-    yield r
-    r.stop()
-
-
-def never(predicate: Callable[[], Any], within: float, what: str) -> None:
-    """A bounded wait for something that must NOT happen: fail as soon as `predicate` holds."""
-    try:
-        found = wait_until(predicate, timeout=within, what=what)
-    except AssertionError:
-        return
-    raise AssertionError(f"unexpected {what}: {found!r}")
+    return new_tenant(stack, "twilio-webhooks", "Webhook test")
 
 
 def new_number() -> str:
@@ -110,17 +61,9 @@ def form(delivery: Delivery) -> dict[str, str]:
     return params
 
 
-def read_code(stack: Stack, tenant: Tenant, to: str, verification_sid: str) -> str:
+def read_code(tenant: Tenant, to: str, verification_sid: str) -> str:
     def find() -> str | None:
-        resp = requests.get(
-            f"{stack.url}/sandbox/v1/messages",
-            params={"to": to},
-            auth=(tenant.account_sid, tenant.auth_token),
-            verify=str(stack.cert),
-            timeout=10,
-        )
-        resp.raise_for_status()
-        for message in resp.json():
+        for message in tenant.outbox(to):
             if message["request_id"] == verification_sid:
                 return str(message["code"])
         return None
@@ -129,12 +72,12 @@ def read_code(stack: Stack, tenant: Tenant, to: str, verification_sid: str) -> s
     return code
 
 
-def approve(stack: Stack, tenant: Tenant) -> tuple[str, str]:
+def approve(tenant: Tenant) -> tuple[str, str]:
     """Start an SMS verification and approve it with the code from the sandbox outbox."""
     to = new_number()
     started = tenant.service.verifications.create(to=to, channel="sms")
     assert started.status == "pending"
-    code = read_code(stack, tenant, to, started.sid)
+    code = read_code(tenant, to, started.sid)
     check = tenant.service.verification_checks.create(to=to, code=code)
     assert check.status == "approved" and check.valid is True
     return started.sid, to
@@ -226,12 +169,7 @@ def test_webhook_crud_and_list(tenant: Tenant, stack: Stack) -> None:
     # paging follows the absolute next_page_url back to this server
     paged = tenant.service.webhooks.list(page_size=1)
     assert [w.sid for w in paged] == [created.sid, second.sid]
-    raw = requests.get(
-        f"{stack.url}/v2/Services/{tenant.service_sid}/Webhooks",
-        auth=(tenant.account_sid, tenant.auth_token),
-        verify=str(stack.cert),
-        timeout=10,
-    )
+    raw = tenant.request("GET", f"/v2/Services/{tenant.service_sid}/Webhooks")
     assert raw.status_code == 200
     assert raw.json()["meta"]["key"] == "webhooks"
     assert set(raw.json()["webhooks"][0]) == {
@@ -260,8 +198,8 @@ def test_webhook_crud_and_list(tenant: Tenant, stack: Stack) -> None:
     assert [w.sid for w in tenant.service.webhooks.list()] == [created.sid]
 
     # another account can't see it, even knowing both sids
-    other = _account(stack)
-    stranger = _client(stack, other["account_sid"], other["auth_token"])
+    other = new_account(stack, "twilio-webhooks")
+    stranger = sdk_client(stack, other.sid, other.token)
     with pytest.raises(TwilioRestException) as hidden:
         stranger.verify.v2.services(tenant.service_sid).webhooks(created.sid).fetch()
     assert hidden.value.status == 404
@@ -307,16 +245,8 @@ def test_webhook_crud_and_list(tenant: Tenant, stack: Stack) -> None:
         ),
     ],
 )
-def test_invalid_create_is_60200(
-    tenant: Tenant, stack: Stack, params: dict[str, Any], name: str
-) -> None:
-    resp = requests.post(
-        f"{stack.url}/v2/Services/{tenant.service_sid}/Webhooks",
-        data=params,
-        auth=(tenant.account_sid, tenant.auth_token),
-        verify=str(stack.cert),
-        timeout=10,
-    )
+def test_invalid_create_is_60200(tenant: Tenant, params: dict[str, Any], name: str) -> None:
+    resp = tenant.request("POST", f"/v2/Services/{tenant.service_sid}/Webhooks", data=params)
     assert resp.status_code == 400, resp.text
     assert resp.json() == {
         "code": 60200,
@@ -344,12 +274,12 @@ def test_invalid_update_is_60200_through_the_sdk(tenant: Tenant) -> None:
 
 
 def test_approved_verification_is_delivered_signed_to_each_subscriber(
-    stack: Stack, tenant: Tenant, own_receiver: WebhookReceiver
+    tenant: Tenant, own_receiver: WebhookReceiver
 ) -> None:
     only = hook(tenant, own_receiver, "/tw/approved?tag=a%20b", ["verification.approved"])
     star = hook(tenant, own_receiver, "/tw/star", ["*"], resource_version="v1")
     started = datetime.now(UTC) - timedelta(seconds=5)
-    vsid, to = approve(stack, tenant)
+    vsid, to = approve(tenant)
 
     [d_only] = wait_deliveries(own_receiver, "/tw/approved?tag=a%20b")
     [d_star] = wait_deliveries(own_receiver, "/tw/star")
@@ -416,7 +346,7 @@ def test_email_verification_event_carries_the_address(
 
 
 def test_unsubscribed_and_disabled_webhooks_receive_nothing(
-    stack: Stack, tenant: Tenant, own_receiver: WebhookReceiver
+    tenant: Tenant, own_receiver: WebhookReceiver
 ) -> None:
     hook(
         tenant, own_receiver, "/tw/factors", ["factor.created", "factor.verified", "factor.deleted"]
@@ -428,7 +358,7 @@ def test_unsubscribed_and_disabled_webhooks_receive_nothing(
     tenant.service.webhooks(later.sid).update(status="disabled")
     hook(tenant, own_receiver, "/tw/sync", ["verification.approved"])
 
-    approve(stack, tenant)
+    approve(tenant)
     wait_deliveries(own_receiver, "/tw/sync")
     never(
         lambda: [d.path for d in own_receiver.deliveries if d.path != "/tw/sync"],
@@ -439,24 +369,24 @@ def test_unsubscribed_and_disabled_webhooks_receive_nothing(
 
 
 def test_a_webhook_of_another_service_receives_nothing(
-    stack: Stack, tenant: Tenant, own_receiver: WebhookReceiver
+    tenant: Tenant, own_receiver: WebhookReceiver
 ) -> None:
     other = tenant.client.verify.v2.services.create(friendly_name="Other")
     tenant.client.verify.v2.services(other.sid).webhooks.create(
         friendly_name="other", event_types=["*"], webhook_url=own_receiver.url("/tw/other")
     )
     hook(tenant, own_receiver, "/tw/mine", ["*"])
-    approve(stack, tenant)
+    approve(tenant)
     wait_deliveries(own_receiver, "/tw/mine")
     never(lambda: at(own_receiver, "/tw/other"), 1.0, "a delivery to another service's webhook")
 
 
 def test_a_failed_attempt_is_retried_with_the_same_id(
-    stack: Stack, tenant: Tenant, own_receiver: WebhookReceiver
+    tenant: Tenant, own_receiver: WebhookReceiver
 ) -> None:
     own_receiver.responses.extend([503, 500])
     hook(tenant, own_receiver, "/tw/flaky", ["verification.approved"])
-    approve(stack, tenant)
+    approve(tenant)
     attempts = wait_deliveries(own_receiver, "/tw/flaky", 3)
     assert [d.status for d in attempts] == [503, 500, 204]
     assert len({d.headers["webhook-id"] for d in attempts}) == 1
@@ -466,12 +396,10 @@ def test_a_failed_attempt_is_retried_with_the_same_id(
     never(lambda: len(own_receiver.deliveries) > 3, 1.0, "a fourth attempt")
 
 
-def test_gone_disables_the_webhook(
-    stack: Stack, tenant: Tenant, own_receiver: WebhookReceiver
-) -> None:
+def test_gone_disables_the_webhook(tenant: Tenant, own_receiver: WebhookReceiver) -> None:
     own_receiver.responses.append(410)
     gone = hook(tenant, own_receiver, "/tw/gone", ["*"])
-    approve(stack, tenant)
+    approve(tenant)
     [delivery] = wait_deliveries(own_receiver, "/tw/gone")
     assert delivery.status == 410
     wait_until(
@@ -482,10 +410,10 @@ def test_gone_disables_the_webhook(
     never(lambda: len(own_receiver.deliveries) > 1, 1.0, "a retry after 410 Gone")
 
     # disabled: the next event is not sent; enabled again: it is
-    approve(stack, tenant)
+    approve(tenant)
     never(lambda: len(own_receiver.deliveries) > 1, 1.0, "a delivery to a disabled webhook")
     tenant.service.webhooks(gone.sid).update(status="enabled")
-    approve(stack, tenant)
+    approve(tenant)
     wait_deliveries(own_receiver, "/tw/gone", 2)
 
 
@@ -495,13 +423,9 @@ def test_gone_disables_the_webhook(
 @pytest.fixture(scope="module")
 def strict_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """redis-server + serve only (no worker), with VERIFY_WEBHOOK_ALLOW_PRIVATE=false."""
-    s = build_stack(tmp_path_factory.mktemp("strict"), VERIFY_WEBHOOK_ALLOW_PRIVATE="false")
-    try:
-        s.start(workers=0)
+    workdir = tmp_path_factory.mktemp("strict")
+    with running_stack(workdir, workers=0, VERIFY_WEBHOOK_ALLOW_PRIVATE="false") as s:
         yield s
-    finally:
-        s.stop()
-        s.redis.stop()
 
 
 @pytest.mark.parametrize(
@@ -518,17 +442,11 @@ def strict_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ],
 )
 def test_private_webhook_url_is_refused(strict_stack: Stack, url: str) -> None:
-    account = _account(strict_stack)
-    auth = (account["account_sid"], account["auth_token"])
+    account = new_account(strict_stack, "twilio-webhooks")
+    auth = (account.sid, account.token)
 
     def post(path: str, data: dict[str, Any]) -> requests.Response:
-        return requests.post(
-            f"{strict_stack.url}{path}",
-            data=data,
-            auth=auth,
-            verify=str(strict_stack.cert),
-            timeout=10,
-        )
+        return basic_request(strict_stack, auth, "POST", path, data=data)
 
     service = post("/v2/Services", {"FriendlyName": "strict"})
     assert service.status_code == 201, service.text

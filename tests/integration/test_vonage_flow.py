@@ -10,13 +10,12 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import requests
 
 from tests.support.client import TestApp, VonageApi
-from tests.support.processes import Stack, wait_until
+from tests.support.processes import Stack, never, wait_until
 from tests.support.receiver import Delivery, WebhookReceiver
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -25,15 +24,6 @@ PROBLEM = "application/problem+json"
 
 def uk_number() -> str:
     return "4477009" + f"{random.randrange(10**5):05d}"
-
-
-def never(predicate: Callable[[], Any], within: float, what: str) -> None:
-    """A bounded wait for something that must NOT happen: fail as soon as `predicate` holds."""
-    try:
-        found = wait_until(predicate, timeout=within, what=what)
-    except AssertionError:
-        return
-    raise AssertionError(f"unexpected {what}: {found!r}")
 
 
 def sms_body(to: str, **extra: Any) -> dict[str, Any]:

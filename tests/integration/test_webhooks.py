@@ -6,7 +6,7 @@ import hashlib
 import random
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -16,30 +16,13 @@ import standardwebhooks
 import vonage_jwt
 
 from tests.support.client import TestApp, VonageApi
-from tests.support.processes import CLI, Stack, wait_until
+from tests.support.processes import CLI, Stack, never, wait_until
 from tests.support.receiver import Delivery, WebhookReceiver
-
-
-@pytest.fixture
-def own_receiver() -> Iterator[WebhookReceiver]:
-    """A receiver for one test only, so queued answers never reach another test's webhooks."""
-    r = WebhookReceiver().start()
-    yield r
-    r.stop()
 
 
 def even_magic() -> str:
     """A virtual-operator number whose silent auth completes."""
     return "990" + f"{random.randrange(10**7):07d}" + random.choice("02468")
-
-
-def never(predicate: Callable[[], Any], within: float, what: str) -> None:
-    """A bounded wait for something that must NOT happen: fail as soon as `predicate` holds."""
-    try:
-        found = wait_until(predicate, timeout=within, what=what)
-    except AssertionError:
-        return
-    raise AssertionError(f"unexpected {what}: {found!r}")
 
 
 def silent_auth_start(api: VonageApi, to: str) -> tuple[str, str]:

@@ -17,14 +17,14 @@ from tests.security.helpers import (
     PREFIX_FLOOR,
     PREFIX_MULTIPLIER,
 )
-from tests.support.client import TestApp
-from tests.support.processes import Stack, build_stack, free_port
+from tests.support.client import TestApp, create_app
+from tests.support.processes import Stack, free_port, running_stack
 from tests.support.receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="session")
 def guard_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = build_stack(
+    with running_stack(
         tmp_path_factory.mktemp("guard"),
         VERIFY_FRAUD_NUMBER_LIMIT=str(NUMBER_LIMIT),
         VERIFY_FRAUD_IP_LIMIT=str(IP_LIMIT),
@@ -38,13 +38,8 @@ def guard_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         VERIFY_AUTH_FAIL_WINDOW_SECONDS=str(AUTH_FAIL_WINDOW),
         VERIFY_WORKER_METRICS_PORT=str(free_port()),
         VERIFY_LOG_LEVEL="DEBUG",
-    )
-    try:
-        s.start(workers=1)
+    ) as s:
         yield s
-    finally:
-        s.stop()
-        s.redis.stop()
 
 
 @pytest.fixture
@@ -55,21 +50,7 @@ def make_guard_app(
 
     def create(*update_args: str) -> TestApp:
         hook_path = f"/hooks/{uuid.uuid4().hex}"
-        key_path = tmp_path / f"{uuid.uuid4().hex}.key"
-        data = guard_stack.cli(
-            "apps", "create", "--name", "guard", "--status-url", receiver.url(hook_path),
-            "--private-key-out", str(key_path),
-        )  # fmt: skip
-        assert isinstance(data, dict)
-        app = TestApp(
-            application_id=str(data["application_id"]),
-            api_key=str(data["api_key"]),
-            api_secret=str(data["api_secret"]),
-            signature_secret=str(data["signature_secret"]),
-            webhook_secret=str(data["webhook_secret"]),
-            private_key_path=str(data["private_key_path"]),
-            hook_path=hook_path,
-        )
+        app = create_app(guard_stack, "guard", receiver.url(hook_path), tmp_path, hook_path)
         if update_args:
             guard_stack.cli("apps", "update", app.application_id, *update_args)
         return app

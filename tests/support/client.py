@@ -5,15 +5,19 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
 import requests
 
+from .processes import Stack, wait_until
+
 
 @dataclass
 class TestApp:
     application_id: str
+    account_sid: str
     api_key: str
     api_secret: str
     signature_secret: str
@@ -39,6 +43,26 @@ class TestApp:
         body.update(claims)
         body = {k: v for k, v in body.items() if v is not None}
         return jwt.encode(body, self.private_key, algorithm="RS256")
+
+
+def create_app(stack: Stack, name: str, status_url: str, key_dir: Path, hook_path: str) -> TestApp:
+    """A new application on `stack` (`apps create`), its private key written into `key_dir`."""
+    key_path = key_dir / f"{uuid.uuid4().hex}.key"
+    data = stack.cli(
+        "apps", "create", "--name", name, "--status-url", status_url,
+        "--private-key-out", str(key_path),
+    )  # fmt: skip
+    assert isinstance(data, dict)
+    return TestApp(
+        application_id=str(data["application_id"]),
+        account_sid=str(data["account_sid"]),
+        api_key=str(data["api_key"]),
+        api_secret=str(data["api_secret"]),
+        signature_secret=str(data["signature_secret"]),
+        webhook_secret=str(data["webhook_secret"]),
+        private_key_path=str(data["private_key_path"]),
+        hook_path=hook_path,
+    )
 
 
 class VonageApi:
@@ -84,8 +108,6 @@ class VonageApi:
     def wait_message(
         self, to: str, request_id: str, channel: str | None = None, timeout: float = 10
     ) -> dict[str, Any]:
-        from .processes import wait_until
-
         def find() -> dict[str, Any] | None:
             for m in self.messages(to):
                 if m["request_id"] == request_id and (channel is None or m["channel"] == channel):

@@ -11,8 +11,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from cryptography import x509
@@ -41,6 +44,15 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def never(predicate: Callable[[], Any], within: float, what: str) -> None:
+    """A bounded wait for something that must NOT happen: fail as soon as `predicate` holds."""
+    try:
+        found = wait_until(predicate, timeout=within, what=what)
+    except AssertionError:
+        return
+    raise AssertionError(f"unexpected {what}: {found!r}")
 
 
 class RedisServer:
@@ -219,3 +231,21 @@ def build_stack(workdir: Path, **env_overrides: str) -> Stack:
     )
     env.update(env_overrides)
     return Stack(workdir=workdir, redis=redis, env=env, port=port, cert=cert, key=key)
+
+
+@contextmanager
+def started(stack: Stack, workers: int = 1) -> Iterator[Stack]:
+    """`stack` serving with `workers` workers; afterwards stopped, its redis-server too."""
+    try:
+        stack.start(workers=workers)
+        yield stack
+    finally:
+        stack.stop()
+        stack.redis.stop()
+
+
+def running_stack(
+    workdir: Path, workers: int = 1, **env_overrides: str
+) -> AbstractContextManager[Stack]:
+    """A stack of its own (redis-server, serve and `workers` workers), always torn down."""
+    return started(build_stack(workdir, **env_overrides), workers)

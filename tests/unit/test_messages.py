@@ -273,6 +273,29 @@ def _load(path: Path) -> dict[str, str]:
         return tomllib.load(fh)
 
 
+def _payment(
+    channel: str,
+    locale: str,
+    *,
+    brand: str = "Acme",
+    code: str = "493817",
+    dtmf_digit: str | None = None,
+    do_not_share: bool = False,
+) -> RenderedMessage:
+    """`channel`'s text confirming a payment of AMOUNT to PAYEE, the code valid for 10 minutes."""
+    return render(
+        channel,
+        locale,
+        brand=brand,
+        code=code,
+        minutes=10,
+        amount=AMOUNT,
+        payee=PAYEE,
+        dtmf_digit=dtmf_digit,
+        do_not_share=do_not_share,
+    )
+
+
 @pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.stem)
 def test_locale_file_has_payment_key_and_warning_sentences(path: Path) -> None:
     data = _load(path)
@@ -308,37 +331,22 @@ def test_sms_and_whatsapp_already_carry_a_warning(locale: str) -> None:
 def test_render_psd2_in_every_locale(locale: str) -> None:
     data = _load(TEMPLATES_DIR / f"{locale}.toml")
     for channel in ("sms", "whatsapp"):
-        message = render(
-            channel, locale, brand="Acme", code="493817", minutes=10, amount=AMOUNT, payee=PAYEE
-        )
+        message = _payment(channel, locale)
         assert message.subject is None
         for value in ("493817", "€39.99", "ACME Ltd", "Acme"):
             assert value in message.text, (channel, value)
         assert "${" not in message.text
         # the payment sentence lacks a warning: do_not_share adds the locale's own
-        warned = render(
-            channel,
-            locale,
-            brand="Acme",
-            code="493817",
-            minutes=10,
-            do_not_share=True,
-            amount=AMOUNT,
-            payee=PAYEE,
-        )
+        warned = _payment(channel, locale, do_not_share=True)
         assert warned.text.startswith(message.text)
         assert warned.text.endswith(data["do_not_share"])
-    email = render(
-        "email", locale, brand="Acme", code="493817", minutes=10, amount=AMOUNT, payee=PAYEE
-    )
+    email = _payment("email", locale)
     plain_email = render("email", locale, brand="Acme", code="493817", minutes=10)
     assert email.subject == plain_email.subject
     assert email.text.endswith(plain_email.text)
     assert "€39.99" in email.text.split("\n\n")[0]
     assert "ACME Ltd" in email.text.split("\n\n")[0]
-    voice = render(
-        "voice", locale, brand="Acme", code="493817", minutes=10, amount=AMOUNT, payee=PAYEE
-    )
+    voice = _payment("voice", locale)
     plain_voice = render("voice", locale, brand="Acme", code="493817", minutes=10)
     assert voice.text.endswith(plain_voice.text)
     assert "€39.99" in voice.text
@@ -363,37 +371,17 @@ def test_render_dtmf_prompt_leads_the_voice_script(locale: str) -> None:
 
 
 def test_render_english_payment_texts() -> None:
-    sms = render("sms", "en-us", brand="Shop", code="1234", minutes=10, amount=AMOUNT, payee=PAYEE)
+    sms = _payment("sms", "en-us", brand="Shop", code="1234")
     assert sms.text == "Code 1234 confirms your payment of €39.99 to ACME Ltd with Shop."
-    warned = render(
-        "sms",
-        "en-us",
-        brand="Shop",
-        code="1234",
-        minutes=10,
-        do_not_share=True,
-        amount=AMOUNT,
-        payee=PAYEE,
-    )
+    warned = _payment("sms", "en-us", brand="Shop", code="1234", do_not_share=True)
     assert warned.text == sms.text + " Do not share this code with anyone."
-    voice = render(
-        "voice",
-        "en-us",
-        brand="Shop",
-        code="1234",
-        minutes=10,
-        dtmf_digit="5",
-        amount=AMOUNT,
-        payee=PAYEE,
-    )
+    voice = _payment("voice", "en-us", brand="Shop", code="1234", dtmf_digit="5")
     assert voice.text.startswith(
         "To hear your Shop verification code, press 5."
         " Code 1, 2, 3, 4 confirms your payment of €39.99 to ACME Ltd with Shop."
         " Hello, this is Shop."
     )
-    email = render(
-        "email", "en-us", brand="Shop", code="1234", minutes=10, amount=AMOUNT, payee=PAYEE
-    )
+    email = _payment("email", "en-us", brand="Shop", code="1234")
     assert email.subject == "Your Shop verification code"
     assert email.text.startswith(
         "Code 1234 confirms your payment of €39.99 to ACME Ltd with Shop.\n\nHello,"
@@ -401,16 +389,7 @@ def test_render_english_payment_texts() -> None:
 
 
 def test_render_cjk_sentences_join_without_spaces() -> None:
-    text = render(
-        "sms",
-        "ja-jp",
-        brand="Acme",
-        code="1234",
-        minutes=10,
-        do_not_share=True,
-        amount=AMOUNT,
-        payee=PAYEE,
-    ).text
+    text = _payment("sms", "ja-jp", code="1234", do_not_share=True).text
     assert text.endswith("です。このコードは誰にも教えないでください。")
 
 
@@ -442,19 +421,8 @@ def test_render_dtmf_only_changes_voice() -> None:
 
 def test_render_warning_only_changes_sms_and_whatsapp() -> None:
     for channel in ("voice", "email"):
-        plain = render(
-            channel, "en-us", brand="Acme", code="1234", minutes=10, amount=AMOUNT, payee=PAYEE
-        )
-        warned = render(
-            channel,
-            "en-us",
-            brand="Acme",
-            code="1234",
-            minutes=10,
-            do_not_share=True,
-            amount=AMOUNT,
-            payee=PAYEE,
-        )
+        plain = _payment(channel, "en-us", code="1234")
+        warned = _payment(channel, "en-us", code="1234", do_not_share=True)
         assert warned == plain
 
 
