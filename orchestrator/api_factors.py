@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from . import constants, verify_services
 from .accounts import new_sid
-from .api_twilio import base_url, page_body, page_params, service_for
+from .api_twilio import base_url, page_body, page_params, read_form, service_for
 from .api_twilio_pages import page_response
 from .auth import AuthError, basic_credentials
 from .dialects.twilio import TwilioError, tw_date
@@ -254,13 +254,6 @@ async def _caller(request: web.Request, *, device: bool = False) -> Caller:
     return Caller(services, owner, store, device=factor)
 
 
-async def _form(request: web.Request) -> Form:
-    try:
-        return Form(await request.post())
-    except (ValueError, LookupError):
-        raise invalid("body") from None
-
-
 def _identity(request: web.Request) -> str:
     return request.match_info["identity"]
 
@@ -339,7 +332,7 @@ async def _challenge(caller: Caller, identity: str, sid: str) -> Challenge:
 
 async def create_entity(request: web.Request) -> web.Response:
     caller = await _caller(request)
-    form = await _form(request)
+    form = await read_form(request)
     identity = _identity_param(form)
     entity = await _add_entity(caller, identity)
     if entity is None:
@@ -410,7 +403,7 @@ def access_token_resource(t: AccessToken, token: str, base: str) -> dict[str, An
 
 async def create_access_token(request: web.Request) -> web.Response:
     caller = await _caller(request)
-    form = await _form(request)
+    form = await read_form(request)
     identity = _identity_param(form)
     factor_type = form.text("FactorType", required=True, max_len=16)
     if factor_type != "push":
@@ -537,7 +530,7 @@ async def create_factor(request: web.Request) -> web.Response:
     identity = _identity(request)
     if not IDENTITY.fullmatch(identity):
         raise _bad_identity()
-    form = await _form(request)
+    form = await read_form(request)
     friendly = form.text("FriendlyName", max_len=64) or (
         enrolment.factor_friendly_name if enrolment else None
     )
@@ -688,7 +681,7 @@ async def update_factor(request: web.Request) -> web.Response:
     identity = _identity(request)
     sid = request.match_info["sid"]
     factor = await _factor(caller, identity, sid)
-    form = await _form(request)
+    form = await read_form(request)
     auth_payload = form.text("AuthPayload", max_len=_AUTH_PAYLOAD_MAX)
     friendly = form.text("FriendlyName", max_len=64)
     changes = _factor_changes(form, factor)
@@ -795,7 +788,7 @@ def _push_ttl(challenge: Challenge, now: datetime, ttl: int = 300) -> int:
 async def create_challenge(request: web.Request) -> web.Response:
     caller = await _caller(request)
     identity = _identity(request)
-    form = await _form(request)
+    form = await read_form(request)
     factor_sid = form.text("FactorSid", required=True, max_len=34, pattern=_FACTOR_SID)
     assert factor_sid is not None
     now = utcnow()
@@ -932,7 +925,7 @@ async def update_challenge(request: web.Request) -> web.Response:
     identity = _identity(request)
     sid = request.match_info["sid"]
     challenge = await _challenge(caller, identity, sid)
-    form = await _form(request)
+    form = await read_form(request)
     auth_payload = form.text("AuthPayload", max_len=_AUTH_PAYLOAD_MAX)
     metadata = _json_strings(form, "Metadata")
     base = base_url(request)
@@ -989,7 +982,7 @@ async def create_notification(request: web.Request) -> web.Response:
     """Send a pending push challenge's notification again (Ttl 0-300 seconds, default 300)."""
     caller = await _caller(request)
     identity = _identity(request)
-    form = await _form(request)
+    form = await read_form(request)
     ttl = form.integer("Ttl", 0, 300)
     challenge = await _challenge(caller, identity, request.match_info["challenge_sid"])
     if challenge.factor_type != "push":

@@ -63,7 +63,8 @@ async def service_for(request: web.Request) -> tuple[Services, Service]:
     return services, service
 
 
-async def _form(request: web.Request) -> Form:
+async def read_form(request: web.Request) -> Form:
+    """The request's form; an undecodable one is the caller's 400 (20001 invalid body)."""
     try:
         return Form(await request.post())
     except (ValueError, LookupError):
@@ -131,7 +132,7 @@ def _apply_service_params(service: Service, form: Form) -> None:
 
 async def create_service(request: web.Request) -> web.Response:
     services, account = await twilio_account(request)
-    form = await _form(request)
+    form = await read_form(request)
     form.text("FriendlyName", required=True, max_len=32)
     now = utcnow()
     service = Service(
@@ -153,7 +154,7 @@ async def fetch_service(request: web.Request) -> web.Response:
 
 async def update_service(request: web.Request) -> web.Response:
     services, service = await service_for(request)
-    form = await _form(request)
+    form = await read_form(request)
     _apply_service_params(service, form)
     service.date_updated = iso_ms(utcnow())
     await verify_services.save_service(services.redis, service)
@@ -276,7 +277,7 @@ async def _steps(
 async def create_verification(request: web.Request) -> web.Response:
     services, service = await service_for(request)
     settings = services.settings
-    form = await _form(request)
+    form = await read_form(request)
     channel = form.text("Channel", required=True, max_len=16)
     if channel not in {*tw.CHANNELS, "auto"}:
         raise invalid("Channel")
@@ -397,7 +398,7 @@ async def fetch_verification(request: web.Request) -> web.Response:
 
 async def update_verification(request: web.Request) -> web.Response:
     services, service = await service_for(request)
-    form = await _form(request)
+    form = await read_form(request)
     status = form.text("Status", required=True, max_len=16)
     if status not in {"canceled", "approved"}:
         raise invalid("Status")
@@ -417,7 +418,7 @@ async def update_verification(request: web.Request) -> web.Response:
 
 async def create_check(request: web.Request) -> web.Response:
     services, service = await service_for(request)
-    form = await _form(request)
+    form = await read_form(request)
     sid = form.text("VerificationSid", max_len=34, pattern=r"VE[0-9a-fA-F]{32}")
     to = form.text("To", max_len=_EMAIL_MAX)
     code = form.text("Code", max_len=10, pattern=r"[A-Za-z0-9]{4,10}")

@@ -9,10 +9,10 @@ from aiohttp import web
 
 from . import ratelimits
 from .accounts import new_sid
-from .api_twilio import base_url, service_for
+from .api_twilio import base_url, read_form, service_for
 from .api_twilio_pages import page_response
 from .dialects import twilio as tw
-from .dialects.twilio_forms import Form, invalid
+from .dialects.twilio_forms import invalid
 from .domain import errors
 from .ratelimits import Bucket, RateLimit
 from .services import Services
@@ -59,10 +59,6 @@ def bucket_resource(bucket: Bucket, base: str) -> dict[str, Any]:
     }
 
 
-async def _form(request: web.Request) -> Form:
-    return Form(await request.post())
-
-
 async def _rate_limit_for(request: web.Request) -> tuple[Services, Service, RateLimit]:
     services, service = await service_for(request)
     sid = request.match_info["rate_limit_sid"]
@@ -86,7 +82,7 @@ async def _bucket_for(request: web.Request) -> tuple[Services, Bucket]:
 
 async def create_rate_limit(request: web.Request) -> web.Response:
     services, service = await service_for(request)
-    form = await _form(request)
+    form = await read_form(request)
     unique_name = form.text("UniqueName", required=True, max_len=64, pattern=_UNIQUE_NAME)
     description = form.text("Description", max_len=_DESCRIPTION_MAX)
     assert unique_name is not None
@@ -119,7 +115,7 @@ async def fetch_rate_limit(request: web.Request) -> web.Response:
 
 async def update_rate_limit(request: web.Request) -> web.Response:
     services, _, rate_limit = await _rate_limit_for(request)
-    form = await _form(request)
+    form = await read_form(request)
     description = form.text("Description", max_len=_DESCRIPTION_MAX)
     if description is not None:
         rate_limit.description = description
@@ -140,7 +136,7 @@ async def delete_rate_limit(request: web.Request) -> web.Response:
 
 async def create_bucket(request: web.Request) -> web.Response:
     services, _, rate_limit = await _rate_limit_for(request)
-    form = await _form(request)
+    form = await read_form(request)
     max_ = form.integer("Max", 1, _MAX_MAX)
     if max_ is None:
         raise invalid("Max")
@@ -179,7 +175,7 @@ async def fetch_bucket(request: web.Request) -> web.Response:
 
 async def update_bucket(request: web.Request) -> web.Response:
     services, bucket = await _bucket_for(request)
-    form = await _form(request)
+    form = await read_form(request)
     max_ = form.integer("Max", 1, _MAX_MAX)
     interval = form.integer("Interval", 1, _INTERVAL_MAX)
     if max_ is not None:

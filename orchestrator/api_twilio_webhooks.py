@@ -8,7 +8,7 @@ from aiohttp import web
 
 from . import twilio_webhooks
 from .accounts import new_sid
-from .api_twilio import base_url, service_for
+from .api_twilio import base_url, read_form, service_for
 from .api_twilio_pages import page_response
 from .dialects.twilio_forms import Form, invalid
 from .domain import errors
@@ -55,7 +55,7 @@ def _choice(form: Form, name: str, allowed: set[str]) -> str | None:
 
 async def create_webhook(request: web.Request) -> web.Response:
     services, service = await service_for(request)
-    form = Form(await request.post())
+    form = await read_form(request)
     name = form.text("FriendlyName", required=True, max_len=_FRIENDLY_NAME_MAX)
     event_types = _event_types(form, required=True)
     status = _choice(form, "Status", {"enabled", "disabled"})
@@ -95,7 +95,7 @@ async def fetch_webhook(request: web.Request) -> web.Response:
 
 async def update_webhook(request: web.Request) -> web.Response:
     services, wh = await _webhook(request)
-    form = Form(await request.post())
+    form = await read_form(request)
     name = form.text("FriendlyName", max_len=_FRIENDLY_NAME_MAX)
     event_types = _event_types(form, required=False)
     status = _choice(form, "Status", {"enabled", "disabled"})

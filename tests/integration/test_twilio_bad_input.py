@@ -395,3 +395,27 @@ def test_unauthenticated_is_401_20003(api: Api, stack: Stack) -> None:
             "more_info": "https://www.twilio.com/docs/errors/20003",
             "status": 401,
         }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/RateLimits",
+        "/Webhooks",
+        "/Entities",
+        "/Entities/user-0001/Factors",
+    ],
+)
+def test_every_form_endpoint_answers_an_undecodable_body_with_400(api: Api, path: str) -> None:
+    # the same charset / multipart failures as the Verifications cases above, on the other
+    # form resources: each parses its body through one reader, so none may answer 500
+    for content_type in (FORM + "; charset=no-such-charset", "multipart/form-data"):
+        resp = api.request(
+            "POST",
+            f"/v2/Services/{api.service}{path}",
+            data=b"UniqueName=x&FriendlyName=y",
+            headers={"Content-Type": content_type},
+        )
+        assert resp.status_code == 400, (path, content_type, resp.status_code, resp.text)
+        body = resp.json()
+        assert set(body) == ERROR_KEYS and body["code"] == CODE_FOR_STATUS[400], body
