@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from . import accounts, apps, constants, fraud, outbox
@@ -25,7 +26,14 @@ DEV_DIR = Path(".verify-dev")
 
 
 def _settings(**overrides: Any) -> Settings:
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        # a bad VERIFY_* value: say which, without a traceback
+        problems = "; ".join(
+            f"VERIFY_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"error: invalid settings: {problems}") from None
     # the CLI talks to the `dev` instance when no Redis was configured and one is running here
     url_file = DEV_DIR / "redis.url"
     if "redis_url" not in settings.model_fields_set and url_file.exists():

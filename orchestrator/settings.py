@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +45,17 @@ class Settings(BaseSettings):
     # a provider send that takes longer fails the step over to the next channel
     send_timeout_seconds: float = Field(default=10, gt=0)
     max_body_bytes: int = Field(default=65536, ge=1024)
+    # reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or CIDRs)
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError: a clear message
+        return value
+
     worker_poll_delay: float = Field(default=0.25, gt=0)
     worker_max_jobs: int = Field(default=200, ge=1)
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)

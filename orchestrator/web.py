@@ -151,14 +151,21 @@ def create_app(settings: Settings) -> web.Application:
         api_twilio_webhooks,
         api_vonage,
         authguard,
+        forwarded,
         metrics,
         openapi,
     )
 
-    # metrics outermost (it sees the final status); the Basic-auth guard innermost (it sees
-    # the handlers' 401s before the error middleware turns them into responses)
+    # the client's address first (behind trusted proxies), then metrics (it sees the final
+    # status); the Basic-auth guard innermost (it sees the handlers' 401s before the error
+    # middleware turns them into responses)
     app = web.Application(
-        middlewares=[metrics.middleware, error_middleware, authguard.middleware],
+        middlewares=[
+            forwarded.middleware_for(settings.trusted_proxies),
+            metrics.middleware,
+            error_middleware,
+            authguard.middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[_SETTINGS] = settings

@@ -16,6 +16,7 @@ from tests.security.helpers import (
     NUMBER_LIMIT,
     PREFIX_FLOOR,
     PREFIX_MULTIPLIER,
+    TRUSTED_PROXIES,
 )
 from tests.support.client import TestApp, create_app
 from tests.support.processes import Stack, free_port, running_stack
@@ -38,6 +39,8 @@ def guard_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         VERIFY_AUTH_FAIL_WINDOW_SECONDS=str(AUTH_FAIL_WINDOW),
         VERIFY_WORKER_METRICS_PORT=str(free_port()),
         VERIFY_LOG_LEVEL="DEBUG",
+        # a "load balancer" range that fresh_ip() never hands out (test_fraud_guard)
+        VERIFY_TRUSTED_PROXIES=TRUSTED_PROXIES,
     ) as s:
         yield s
 

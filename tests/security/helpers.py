@@ -32,6 +32,11 @@ AUTH_FAIL_WINDOW = 4
 _addresses = itertools.count(2)
 
 
+# the guard stack believes X-Forwarded-For from these (fresh_ip() starts at 127.0.10.1)
+TRUSTED_PROXIES = "127.0.9.0/24"
+PROXY_IP = "127.0.9.1"
+
+
 def fresh_ip() -> str:
     """A loopback source address no other test in this session uses."""
     n = next(_addresses)

@@ -26,9 +26,11 @@ from tests.security.helpers import (
     NUMBER_LIMIT,
     PREFIX_FLOOR,
     PREFIX_MULTIPLIER,
+    PROXY_IP,
     Twilio,
     Vonage,
     french_number,
+    fresh_ip,
     sms_body,
     uk_number,
     us_number,
@@ -150,6 +152,49 @@ def test_per_ip_limit_spans_applications_and_dialects(
     twilio_error(tw.start("+" + uk_number()), 429, 20429)
     # another address is not limited
     assert Vonage(guard_stack, api.app).start(sms_body(uk_number())).status_code == 202
+
+
+def test_per_ip_limit_behind_a_trusted_proxy_keys_on_the_forwarded_client(
+    guard_stack: Stack, make_guard_app: Callable[..., TestApp]
+) -> None:
+    # the country budgets (floor 3) stay out of the way: this is about the per-IP window
+    app = make_guard_app("--allow-fraud-bypass")
+    proxy = Vonage(guard_stack, app, ip=PROXY_IP)
+    client_a, client_b = fresh_ip(), fresh_ip()
+
+    def via_proxy(forwarded_for: str) -> requests.Response:
+        body = sms_body(uk_number(), fraud_check=False)
+        return proxy.request(
+            "POST", "/v2/verify", json=body, headers={"X-Forwarded-For": forwarded_for}
+        )
+
+    for _ in range(IP_LIMIT):
+        started(via_proxy(client_a))
+    problem(via_proxy(client_a), 429, "Rate Limit Hit")
+    # another client behind the same proxy has its own window; what the client itself put in
+    # front of the header (the left side) is not believed, the hop our proxy saw is
+    started(via_proxy(f"{client_a}, {client_b}"))
+    problem(via_proxy(f"{client_b}, {client_a}"), 429, "Rate Limit Hit")
+    # a caller that is not a trusted proxy cannot pick its address with the header
+    direct = Vonage(guard_stack, app)
+    for _ in range(IP_LIMIT):
+        resp = direct.request(
+            "POST",
+            "/v2/verify",
+            json=sms_body(us_number(), fraud_check=False),
+            headers={"X-Forwarded-For": fresh_ip()},
+        )
+        started(resp)
+    problem(
+        direct.request(
+            "POST",
+            "/v2/verify",
+            json=sms_body(us_number(), fraud_check=False),
+            headers={"X-Forwarded-For": fresh_ip()},
+        ),
+        429,
+        "Rate Limit Hit",
+    )
 
 
 # ---- the adaptive per-country budget -------------------------------------------------------------
