@@ -12,6 +12,7 @@ Conversion per channel is `verify_verifications_completed_total / verify_verific
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from prometheus_client import (
 )
 
 from .domain.models import Verification
+from .web import SERVICES
 
 __all__ = [
     "AUTH_THROTTLED",
@@ -140,7 +142,19 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 async def handler(request: web.Request) -> web.Response:
-    """GET /metrics: this process's registry in the Prometheus text format."""
+    """GET /metrics: this process's registry in the Prometheus text format; with
+    VERIFY_METRICS_TOKEN set, only for `Authorization: Bearer <token>` (Prometheus'
+    `authorization` / `bearer_token` scrape setting)."""
+    token = request.app[SERVICES].settings.metrics_token
+    if token is not None:
+        expected = ("Bearer " + token.get_secret_value()).encode()
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.Response(
+                status=401,
+                text="metrics need the scrape token\n",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     return web.Response(
         body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # a provider send that takes longer fails the step over to the next channel
     send_timeout_seconds: float = Field(default=10, gt=0)
     max_body_bytes: int = Field(default=65536, ge=1024)
+    # when set, GET /metrics answers only `Authorization: Bearer <token>`
+    metrics_token: SecretStr | None = None
     # reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or CIDRs)
     trusted_proxies: str = ""
 

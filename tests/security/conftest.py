@@ -13,6 +13,7 @@ from tests.security.helpers import (
     AUTH_FAIL_LIMIT,
     AUTH_FAIL_WINDOW,
     IP_LIMIT,
+    METRICS_TOKEN,
     NUMBER_LIMIT,
     PREFIX_FLOOR,
     PREFIX_MULTIPLIER,
@@ -41,6 +42,7 @@ def guard_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         VERIFY_LOG_LEVEL="DEBUG",
         # a "load balancer" range that fresh_ip() never hands out (test_fraud_guard)
         VERIFY_TRUSTED_PROXIES=TRUSTED_PROXIES,
+        VERIFY_METRICS_TOKEN=METRICS_TOKEN,
     ) as s:
         yield s
 

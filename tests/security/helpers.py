@@ -32,6 +32,8 @@ AUTH_FAIL_WINDOW = 4
 _addresses = itertools.count(2)
 
 
+# GET /metrics on the guard stack needs it (VERIFY_METRICS_TOKEN)
+METRICS_TOKEN = "scrape-token-for-tests"
 # the guard stack believes X-Forwarded-For from these (fresh_ip() starts at 127.0.10.1)
 TRUSTED_PROXIES = "127.0.9.0/24"
 PROXY_IP = "127.0.9.1"

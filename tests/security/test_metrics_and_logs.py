@@ -18,6 +18,7 @@ import requests
 from tests.security.helpers import (
     AUTH_FAIL_LIMIT,
     IP_LIMIT,
+    METRICS_TOKEN,
     NUMBER_LIMIT,
     PREFIX_FLOOR,
     Twilio,
@@ -37,7 +38,12 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 
 def web_metrics(stack: Stack) -> str:
-    resp = requests.get(stack.url + "/metrics", verify=str(stack.cert), timeout=10)
+    resp = requests.get(
+        stack.url + "/metrics",
+        verify=str(stack.cert),
+        timeout=10,
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+    )
     assert resp.status_code == 200, resp.text
     assert resp.headers["Content-Type"].startswith("text/plain"), resp.headers
     return resp.text
@@ -56,6 +62,16 @@ def started(resp: requests.Response) -> str:
 
 
 # ---- metrics -------------------------------------------------------------------------------------
+
+
+def test_web_metrics_need_the_scrape_token_when_one_is_set(guard_stack: Stack) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN}):
+        resp = requests.get(
+            guard_stack.url + "/metrics", verify=str(guard_stack.cert), timeout=10, headers=headers
+        )
+        assert resp.status_code == 401, (headers, resp.status_code)
+        assert "verify_" not in resp.text
+    assert "verify_http_requests_total" in web_metrics(guard_stack)
 
 
 def test_web_metrics_count_requests_latency_and_conversion(
