@@ -2,12 +2,16 @@
 for its next poll. Deferred jobs (timeouts, webhook retries) still come due on the poll.
 
 It also claims due jobs in one Lua call per poll instead of arq's WATCH/EXISTS/ZSCORE/MULTI per
-job id (4 round trips each, repeated for every id still in the queue, running ones included).
+job id (4 round trips each, repeated for every id still in the queue, running ones included),
+and that call also reads each claimed job's record and counts its try, which arq does in one
+more MULTI per job. Jobs then run in `ClaimedJobWorker.run_claimed_job` (`workers/jobrun.py`:
+the job lifecycle, what a crash at each point does, and the ends written in batches).
 
 COUPLING: `_poll_iteration` and `start_jobs` below replace arq internals of the same name and
-reuse its private state (`sem`, `job_counter`, `tasks`, `_queue_read_offset`, `run_job`,
-`_release_sem_dec_counter_on_complete`, the `arq:in-progress:` key). They were written against
-arq 0.28 and pyproject pins `arq<0.29`; re-read `arq/worker.py` before raising that pin.
+reuse its private state (`sem`, `job_counter`, `tasks`, `_queue_read_offset`,
+`_release_sem_dec_counter_on_complete`, the `arq:in-progress:`, `arq:job:` and `arq:retry:`
+keys); `workers/jobrun.py` replaces `run_job`/`finish_job`. They were written against arq 0.28
+and pyproject pins `arq<0.29`; re-read `arq/worker.py` before raising that pin.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ import logging
 from typing import Any
 
 from arq.connections import create_pool
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.utils import timestamp_ms
-from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.constants import WAKE_CHANNEL
+
+from .jobrun import RETRY_KEY_TTL_S, ClaimedJob, ClaimedJobWorker
 
 __all__ = ["WakeableWorker"]
 
@@ -37,8 +42,11 @@ log = logging.getLogger("workers.worker")
 # the queue with a score <= now and has no in-progress key; claiming sets that key with a TTL
 # (arq's in_progress_timeout), so a job runs in one worker only, and a killed worker's jobs are
 # picked up again once the key expires. Ids come from ZRANGEBYSCORE (ARGV[5] == '') or are given.
+# Each claim also counts the try (INCR + EXPIRE of the retry key) and reads the job record, as
+# arq's run_job does in its own MULTI.
 # KEYS[1] queue; ARGV: now_ms, max to claim, read limit, read offset, explicit ids ('' none),
-# in-progress key prefix, in-progress ttl ms. Returns {id, score, id, score, ...}.
+# in-progress key prefix, in-progress ttl ms, job key prefix, retry key prefix, retry key ttl s.
+# Returns {id, score, record or nil, try, id, score, record or nil, try, ...}.
 _CLAIM = """
 local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
@@ -61,8 +69,14 @@ for i, id in ipairs(ids) do
     local score = scores[i] or redis.call('ZSCORE', KEYS[1], id)
     if score and tonumber(score) <= now then
       redis.call('SET', key, '1', 'PX', ARGV[7])
+      local retry = ARGV[9] .. id
+      local try = redis.call('INCR', retry)
+      redis.call('EXPIRE', retry, ARGV[10])
       claimed[#claimed + 1] = id
       claimed[#claimed + 1] = score
+      -- false (no record) stays in place, as a nil reply
+      claimed[#claimed + 1] = redis.call('GET', ARGV[8] .. id)
+      claimed[#claimed + 1] = try
       n = n + 1
     end
   end
@@ -71,7 +85,14 @@ return claimed
 """
 
 
-class WakeableWorker(Worker):
+def _claimed_jobs(raw: list[Any]) -> list[ClaimedJob]:
+    return [
+        ClaimedJob(raw[i].decode(), int(float(raw[i + 1])), raw[i + 2], int(raw[i + 3]))
+        for i in range(0, len(raw), 4)
+    ]
+
+
+class WakeableWorker(ClaimedJobWorker):
     """Polls every `poll_delay`, and at once whenever the web process publishes a wake-up."""
 
     _claim_script: Any = None
@@ -80,9 +101,9 @@ class WakeableWorker(Worker):
     # the last poll filled every free slot, so due jobs may still be waiting for one
     _saturated = False
 
-    async def _claim(
+    async def _claim_jobs(
         self, limit: int, read_limit: int, job_ids: list[str] | None
-    ) -> list[tuple[str, int]]:
+    ) -> list[ClaimedJob]:
         if self._claim_script is None:
             self._claim_script = self.pool.register_script(_CLAIM)
         raw = await self._claim_script(
@@ -95,9 +116,21 @@ class WakeableWorker(Worker):
                 "" if job_ids is None else json.dumps(job_ids),
                 in_progress_key_prefix,
                 int(self.in_progress_timeout_s * 1000),
+                job_key_prefix,
+                retry_key_prefix,
+                RETRY_KEY_TTL_S,
             ],
         )
-        return [(raw[i].decode(), int(float(raw[i + 1]))) for i in range(0, len(raw), 2)]
+        return _claimed_jobs(raw)
+
+    async def _claim(
+        self, limit: int, read_limit: int, job_ids: list[str] | None
+    ) -> list[tuple[str, int]]:
+        """`_claim_jobs` as (id, score) pairs (as before records came with the claim); the
+        tries are counted all the same. Used by tests/unit/test_hot_paths.py."""
+        return [
+            (job.job_id, job.score) for job in await self._claim_jobs(limit, read_limit, job_ids)
+        ]
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """arq's start_jobs for given ids, in one Lua call instead of 4 round trips per id."""
@@ -105,19 +138,20 @@ class WakeableWorker(Worker):
         if free <= 0 or not job_ids:
             return
         ids = [j.decode() for j in job_ids]
-        claimed = await self._claim(free, len(ids), ids)
+        claimed = await self._claim_jobs(free, len(ids), ids)
         await self._run_claimed(claimed)
 
-    async def _run_claimed(self, claimed: list[tuple[str, int]]) -> None:
-        for job_id, score in claimed:
+    async def _run_claimed(self, claimed: list[ClaimedJob]) -> None:
+        for job in claimed:
             # never waits: at most max_jobs - job_counter were claimed, and the semaphore
-            # (max_jobs + 1 slots) is taken and released together with job_counter
+            # (max_jobs + 1 slots) is taken and released together with job_counter. The slot
+            # is released when the task ends, which is after the job's end is in Redis.
             await self.sem.acquire()
             self.job_counter += 1
-            t = self.loop.create_task(self.run_job(job_id, score))
+            t = self.loop.create_task(self.run_claimed_job(job))
             t.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             t.add_done_callback(self._slot_freed)
-            self.tasks[job_id] = t
+            self.tasks[job.job_id] = t
 
     def _slot_freed(self, _: asyncio.Task[Any]) -> None:
         """A job ended while due jobs may wait: claim again now, not at the next poll (arq's
@@ -137,14 +171,13 @@ class WakeableWorker(Worker):
         if self.allow_pick_jobs:
             free = min(self.max_jobs - self.job_counter, count)
             if free > 0:
-                claimed = await self._claim(free, count, None)
+                claimed = await self._claim_jobs(free, count, None)
                 self._saturated = len(claimed) >= free
                 await self._run_claimed(claimed)
             else:
                 self._saturated = True
 
-        if self.allow_abort_jobs:
-            await self._cancel_aborted_jobs()
+        # (arq's abort check: aborting jobs is refused at construction, workers/jobrun.py)
 
         for job_id, t in list(self.tasks.items()):
             if t.done():

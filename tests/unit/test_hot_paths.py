@@ -13,9 +13,7 @@ import time
 import types
 import typing
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -40,29 +38,12 @@ from orchestrator.apps import (
     update_app,
 )
 from orchestrator.codes import SecretCodeTools
-from orchestrator.devredis import EmbeddedRedis
 from orchestrator.dialects import vonage
 from orchestrator.domain.models import Rules, Step, Verification
 from orchestrator.phone import parse_msisdn, parse_number, region_of
 from workers.worker import WakeableWorker
 
 QUEUE = "arq:queue"
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(Path(tmp_path_factory.mktemp("redis")))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
-    client: Redis = Redis.from_url(redis_server.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 # ---- worker job claims ---------------------------------------------------------------------
