@@ -18,7 +18,7 @@ from .domain.events import Approve, Cancel, CodeSubmitted, Resend, SilentCheck
 from .domain.models import Channel, Status, Step, Verification
 from .factors.passkeys import apply_service_params as apply_passkeys_params
 from .lookup import carrier_lookup
-from .phone import parse_msisdn, region_of
+from .phone import number_of, parse_msisdn
 from .services import Services
 from .timefmt import iso_ms, utcnow
 from .verify_services import Service
@@ -352,7 +352,7 @@ async def create_verification(request: web.Request) -> web.Response:
         account=service.account_sid,
         brand=friendly or service.friendly_name,
         locale=locale
-        or (messages.default_locale_for_region(region_of(to)) if channel != "email" else "en-us"),
+        or (messages.default_locale_for_number(number_of(to)) if channel != "email" else "en-us"),
         channel_timeout=tw.TWILIO_RULES.lifetime or 600,
         code_length=service.code_length,
         steps=steps,

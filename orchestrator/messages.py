@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+import phonenumbers
+
+from .phone import region_of_number
+
 __all__ = [
     "RenderedMessage",
     "default_locale_for_region",
@@ -230,6 +234,25 @@ def default_locale_for_region(region: str | None) -> str:
         if locale is not None and locale in _templates():
             return locale
     return _FALLBACK_LOCALE
+
+
+def default_locale_for_number(number: phonenumbers.PhoneNumber | None) -> str:
+    """default_locale_for_region of the number's region, without working the region out (a
+    match against each candidate region's number patterns) when every region that shares the
+    number's calling code has the same locale, as for most codes (+44: GB, GG, IM, JE)."""
+    if number is None:
+        return _FALLBACK_LOCALE
+    shared = _shared_locale(number.country_code or 0)
+    if shared is not None:
+        return shared
+    return default_locale_for_region(region_of_number(number))
+
+
+@functools.cache
+def _shared_locale(calling_code: int) -> str | None:
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(calling_code, ())
+    locales = {default_locale_for_region(r) for r in regions}
+    return locales.pop() if len(locales) == 1 else None
 
 
 def _join(locale: str, *sentences: str) -> str:

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-__all__ = ["Msisdn", "is_sandbox_number", "parse_msisdn", "parse_number", "region_of"]
+__all__ = [
+    "Msisdn",
+    "is_sandbox_number",
+    "number_of",
+    "parse_msisdn",
+    "parse_number",
+    "region_of",
+    "region_of_number",
+]
 
 _DIGITS = re.compile(r"^[1-9]\d{6,14}$")
 
@@ -26,7 +34,7 @@ class Msisdn:
 
     @property
     def region(self) -> str | None:
-        return None if self.number is None else _region(self.number)
+        return None if self.number is None else region_of_number(self.number)
 
 
 def parse_number(value: str, *, sandbox: bool) -> Msisdn | None:
@@ -50,16 +58,25 @@ def parse_msisdn(value: str, *, sandbox: bool) -> str | None:
     return None if parsed is None else parsed.digits
 
 
+def number_of(msisdn: str) -> phonenumbers.PhoneNumber | None:
+    """The parse of E.164 digits (without '+'), or None when phonenumbers cannot read them."""
+    try:
+        return phonenumbers.parse("+" + msisdn)
+    except phonenumbers.NumberParseException:
+        return None
+
+
 def region_of(msisdn: str) -> str | None:
     """ISO region code of a number (GB, US, ...), or None when unknown."""
     try:
         number = phonenumbers.parse("+" + msisdn)
     except phonenumbers.NumberParseException:
         return None
-    return _region(number)
+    return region_of_number(number)
 
 
-def _region(number: phonenumbers.PhoneNumber) -> str | None:
+def region_of_number(number: phonenumbers.PhoneNumber) -> str | None:
+    """ISO region code of a parsed number (GB, US, ...), or None when unknown."""
     # invalid-but-possible numbers (e.g. UK drama ranges) still tell their country by prefix
     region = phonenumbers.region_code_for_number(number) or (
         phonenumbers.region_code_for_country_code(number.country_code or 0)

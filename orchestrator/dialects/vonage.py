@@ -141,7 +141,7 @@ def _locale(
     for step, number in zip(steps, numbers, strict=True):
         if step.channel is not Channel.EMAIL:
             # an unparsable number has already added a problem, so this locale is never used
-            return messages.default_locale_for_region(number.region if number else None)
+            return messages.default_locale_for_number(number.number if number else None)
     return "en-us"
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import tomllib
 from pathlib import Path
 
+import phonenumbers
 import pytest
 
+from orchestrator import messages
 from orchestrator.messages import (
     RenderedMessage,
     default_locale_for_region,
@@ -14,6 +17,7 @@ from orchestrator.messages import (
     render,
     supported_locales,
 )
+from orchestrator.phone import number_of, region_of_number
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "config" / "templates"
 KEYS = {
@@ -458,3 +462,25 @@ def test_loading_validates_the_new_keys(
     (tmp_path / "en-us.toml").write_text("\n".join(missing), "utf-8")
     with pytest.raises(ValueError, match=f"lacks string keys: {key}"):
         messages._load_locale(tmp_path / "en-us.toml")
+
+
+def test_default_locale_for_a_number_agrees_with_the_locale_of_its_region() -> None:
+    # the shortcut (no region lookup when a calling code's regions share a locale) must pick what
+    # the region would, for numbers of every calling code phonenumbers knows
+    rng = random.Random(3)
+    checked = 0
+    for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        for _ in range(8):
+            digits = str(cc) + "".join(rng.choice("0123456789") for _ in range(rng.randint(5, 11)))
+            number = number_of(digits)
+            if number is None:
+                continue
+            checked += 1
+            expected = messages.default_locale_for_region(region_of_number(number))
+            assert messages.default_locale_for_number(number) == expected, digits
+    assert checked > 1000
+    # +1 is shared by regions with different locales: the region decides
+    assert messages.default_locale_for_number(number_of("12025550123")) == (
+        messages.default_locale_for_region("US")
+    )
+    assert messages.default_locale_for_number(None) == messages.default_locale_for_region(None)
