@@ -713,16 +713,19 @@ async def update_factor(request: web.Request) -> web.Response:
                 factor.attempts += 1
         if visible:
             factor.date_updated = iso_ms(now)
+        event = (
+            await events.prepare(caller.store.redis, "factor.verified", factor)
+            if verified_now
+            else None
+        )
         try:
-            await caller.store.update_factor(factor)
+            await caller.store.update_factor(factor, event)
             break
         except StaleWrite:
             factor = await _factor(caller, identity, sid)
             verified_now = False
     else:
         raise _conflict()
-    if verified_now:
-        await events.emit(caller.store.redis, "factor.verified", factor)
     return web.json_response(factor_resource(factor, base_url(request)))
 
 
@@ -962,15 +965,21 @@ async def update_challenge(request: web.Request) -> web.Response:
             challenge.date_responded = challenge.date_updated = iso_ms(now)
             if metadata is not None:
                 challenge.metadata = metadata
+        event = (
+            None
+            if outcome is None
+            else await events.prepare(
+                caller.store.redis, f"challenge.{challenge.status}", factor, challenge
+            )
+        )
         try:
-            await caller.store.update_challenge(challenge)
+            await caller.store.update_challenge(challenge, event)
         except StaleWrite:
             challenge = await _challenge(caller, identity, sid)
             continue
         if outcome is None:
             return _challenge_response(challenge, base)
         await lifecycle.cancel_expiry(caller.store.redis, challenge.sid)
-        await events.emit(caller.store.redis, f"challenge.{challenge.status}", factor, challenge)
         return _challenge_response(challenge, base)
     raise _conflict()
 

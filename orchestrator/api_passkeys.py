@@ -293,8 +293,9 @@ async def verify_factor(
     factor.status = "verified"
     factor.binding = binding
     factor.date_updated = iso_ms(utcnow())
+    event = await events.prepare(services.redis, "factor.verified", factor)
     try:
-        await store.update_factor(factor)
+        await store.update_factor(factor, event)
     except StaleWrite:
         # a concurrent verification of this very attestation may have won: keep its index
         fresh = await store.get_factor(factor.sid)
@@ -302,7 +303,6 @@ async def verify_factor(
             await services.redis.delete(credential_key)
         raise _factor_failed("the factor changed during verification") from None
     await services.redis.delete(registration)
-    await events.emit(services.redis, "factor.verified", factor)
     return factor_resource(factor, base)
 
 
@@ -423,8 +423,9 @@ async def _approve(
         challenge.identity = factor.identity
         challenge.factor_sid = factor.sid
         challenge.date_responded = challenge.date_updated = iso_ms(now)
+        event = await events.prepare(store.redis, "challenge.approved", factor, challenge)
         try:
-            await store.update_challenge(challenge)
+            await store.update_challenge(challenge, event)
             return challenge
         except StaleWrite:
             fresh = await store.get_challenge(challenge.sid)
@@ -505,7 +506,6 @@ async def approve_challenge(
         )
     await lifecycle.cancel_expiry(services.redis, challenge.sid)
     await _bump_sign_count(store, factor, new_count, now)
-    await events.emit(services.redis, "challenge.approved", factor, challenge)
     return challenge_resource(challenge, base)
 
 

@@ -2,7 +2,10 @@
 `challenge.approved|denied|expired`) for a Verify Service's webhooks.
 
 An event becomes one Twilio-dialect webhook message (`vo:wh:{id}`) plus its first
-`deliver_webhook` job, written in one transaction; that job fans the message out to every
+`deliver_webhook` job, written by one Lua call; for a state change (a challenge approved,
+denied or expired, a factor verified) it is the same call as the record's compare-and-set
+(`FactorStore.update_challenge(..., event)`), so the change and its event land together or not at
+all. That job fans the message out to every
 subscribed, enabled webhook of the service, which are then POSTed form-encoded and signed with
 the account's auth token (X-Twilio-Signature), exactly like the verification events
 (orchestrator/twilio_webhooks.py, workers/webhooks.py).
@@ -15,22 +18,26 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from .. import constants, jobs, twilio_webhooks
 from ..dialects.twilio import tw_date
+from ..luascripts import registered
 from ..store import WEBHOOK_TTL_MS
 from .models import Challenge, Factor
 
 __all__ = [
     "CHALLENGE_EVENTS",
+    "EMIT_LUA",
     "FACTOR_EVENTS",
+    "PendingEvent",
     "emit",
     "event_message_id",
     "event_params",
+    "prepare",
 ]
 
 FACTOR_EVENTS = ("factor.created", "factor.verified", "factor.deleted")
@@ -81,54 +88,74 @@ def event_params(
     return {k: str(v) for k, v in params.items() if v is not None}
 
 
-async def emit(
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event ready to be written: `arg` is what `EMIT_LUA`'s `emit_event` takes (JSON)."""
+
+    message_id: str
+    arg: str
+
+
+# emit_event(ev): write the message hash (unless it exists: ids are derived, an event is written
+# once), its first delivery job and a wake-up. ev = {key, fields, ttl, job_key, job, job_ttl,
+# queue, job_id, score, channel}
+EMIT_LUA = """
+local function emit_event(ev)
+  if redis.call('EXISTS', ev.key) == 1 then return 0 end
+  redis.call('HSET', ev.key, unpack(ev.fields))
+  redis.call('PEXPIRE', ev.key, ev.ttl)
+  redis.call('SET', ev.job_key, ev.job, 'PX', ev.job_ttl, 'NX')
+  redis.call('ZADD', ev.queue, ev.score, ev.job_id)
+  redis.call('PUBLISH', ev.channel, '1')
+  return 1
+end
+"""
+
+_EMIT = EMIT_LUA + "return emit_event(cjson.decode(ARGV[1]))"
+
+
+async def prepare(
     redis: Redis, event_type: str, factor: Factor, challenge: Challenge | None = None
-) -> str | None:
-    """Commit the event's webhook message and its delivery job; the message id, or None when no
-    enabled webhook of the service subscribes to `event_type` (or it was emitted before)."""
+) -> PendingEvent | None:
+    """The event as it stands now (call it after changing the record, before writing it); None
+    when no enabled webhook of the service subscribes to `event_type`."""
     hooks = await twilio_webhooks.service_webhooks(redis, factor.service_sid)
     if not any(twilio_webhooks.subscribed(wh, event_type) for wh in hooks):
         return None
     params = event_params(event_type, factor, challenge)
     mid = params["uuid"]
-    key = constants.WEBHOOK_PREFIX + mid
-    try:
-        return await _commit(redis, key, mid, params, factor, challenge, event_type)
-    except WatchError:
-        return None  # a concurrent emit of the same event wrote it first
-
-
-async def _commit(
-    redis: Redis,
-    key: str,
-    mid: str,
-    params: dict[str, str],
-    factor: Factor,
-    challenge: Challenge | None,
-    event_type: str,
-) -> str | None:
     now_ms = int(time.time() * 1000)
     job_id = jobs.webhook_job_id(mid, 1)
-    async with redis.pipeline(transaction=True) as pipe:
-        await pipe.watch(key)
-        if await pipe.exists(key):
-            return None
-        pipe.multi()  # type: ignore[no-untyped-call]
-        pipe.hset(
-            key,
-            mapping={
-                "tenant": factor.service_sid,
-                "request_id": challenge.sid if challenge is not None else factor.sid,
-                "body": _json(params),
-                "kind": event_type,
-                "created_ms": str(now_ms),
-                "dialect": "twilio",
-            },
-        )
-        pipe.pexpire(key, WEBHOOK_TTL_MS)
-        job = jobs.serialize_job(jobs.DELIVER_WEBHOOK, [mid, 1], now_ms)
-        pipe.set(jobs.job_key(job_id), job, px=jobs.EXPIRES_EXTRA_MS, nx=True)
-        pipe.zadd(jobs.QUEUE, {job_id: now_ms})
-        pipe.publish(constants.WAKE_CHANNEL, "1")
-        await pipe.execute()
-    return mid
+    fields = {
+        "tenant": factor.service_sid,
+        "request_id": challenge.sid if challenge is not None else factor.sid,
+        "body": _json(params),
+        "kind": event_type,
+        "created_ms": str(now_ms),
+        "dialect": "twilio",
+    }
+    arg = {
+        "key": constants.WEBHOOK_PREFIX + mid,
+        "fields": [x for pair in fields.items() for x in pair],
+        "ttl": WEBHOOK_TTL_MS,
+        "job_key": jobs.job_key(job_id),
+        "job": jobs.serialize_job(jobs.DELIVER_WEBHOOK, [mid, 1], now_ms).decode(),
+        "job_ttl": jobs.EXPIRES_EXTRA_MS,
+        "queue": jobs.QUEUE,
+        "job_id": job_id,
+        "score": now_ms,
+        "channel": constants.WAKE_CHANNEL,
+    }
+    return PendingEvent(mid, _json(arg))
+
+
+async def emit(
+    redis: Redis, event_type: str, factor: Factor, challenge: Challenge | None = None
+) -> str | None:
+    """Write the event's webhook message and its delivery job on their own (creations and
+    deletions); the message id, or None when nobody subscribes or it was emitted before."""
+    event = await prepare(redis, event_type, factor, challenge)
+    if event is None:
+        return None
+    written = await registered(redis, _EMIT)(args=[event.arg])
+    return event.message_id if written else None

@@ -109,17 +109,20 @@ async def expire_if_due(
             return challenge
         challenge.status = "expired"
         challenge.date_updated = iso_ms(moment)
+        factor = await store.get_factor(challenge.factor_sid)
+        event = (
+            await events.prepare(store.redis, "challenge.expired", factor, challenge)
+            if factor is not None
+            else None
+        )
         try:
-            await store.update_challenge(challenge)
+            await store.update_challenge(challenge, event)
         except StaleWrite:
             fresh = await store.get_challenge(challenge.sid)
             if fresh is None:
                 return challenge
             challenge = fresh
             continue
-        factor = await store.get_factor(challenge.factor_sid)
-        if factor is not None:
-            await events.emit(store.redis, "challenge.expired", factor, challenge)
         return challenge
     return challenge
 

@@ -1,7 +1,8 @@
 """Redis storage for entities, factors and challenges, with compare-and-set updates.
 
 Each record is a JSON string carrying a `version`; `update()` writes only if the stored version
-is still the one read, so two concurrent approvals of one challenge cannot both win.
+is still the one read, so two concurrent approvals of one challenge cannot both win. An update
+may carry the event it causes (`events.prepare`), written in the same Lua call.
 """
 
 from __future__ import annotations
@@ -12,20 +13,27 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from .. import constants
+from .events import EMIT_LUA, PendingEvent
 from .models import Challenge, Entity, Factor, Record
 
 __all__ = ["FactorStore", "StaleWrite"]
 
 M = TypeVar("M", bound=BaseModel)
 
-_CAS = """
+# KEYS[1] the record; ARGV: the version read, the new JSON, and '' or an event (EMIT_LUA) that
+# is written with the record, or not at all
+_CAS = (
+    EMIT_LUA
+    + """
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
 local decoded = cjson.decode(current)
 if tostring(decoded['version']) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+if ARGV[3] ~= '' then emit_event(cjson.decode(ARGV[3])) end
 return 1
 """
+)
 
 
 class StaleWrite(Exception):
@@ -67,11 +75,13 @@ class FactorStore:
         raw = await self.redis.get(key)
         return None if raw is None else model.model_validate_json(raw)
 
-    async def _update(self, key: str, record: Record) -> None:
-        """Write `record` if nobody wrote since it was read; bump its version."""
+    async def _update(self, key: str, record: Record, event: PendingEvent | None = None) -> None:
+        """Write `record` if nobody wrote since it was read, with `event` if given; bump its
+        version."""
         expected = str(record.version)
         record.version += 1
-        if not await self._cas(keys=[key], args=[expected, record.model_dump_json()]):
+        args = [expected, record.model_dump_json(), event.arg if event is not None else ""]
+        if not await self._cas(keys=[key], args=args):
             record.version -= 1
             raise StaleWrite(key)
 
@@ -124,8 +134,8 @@ class FactorStore:
             self.factors_index(factor.service_sid, factor.identity), {factor.sid: created_ms}
         )
 
-    async def update_factor(self, factor: Factor) -> None:
-        await self._update(self.factor_key(factor.sid), factor)
+    async def update_factor(self, factor: Factor, event: PendingEvent | None = None) -> None:
+        await self._update(self.factor_key(factor.sid), factor, event)
 
     async def factors_of(self, service_sid: str, identity: str) -> list[Factor]:
         sids = await self.redis.zrange(self.factors_index(service_sid, identity), 0, -1)
@@ -163,8 +173,10 @@ class FactorStore:
         index = self.challenges_index(challenge.service_sid, challenge.identity)
         await self.redis.zadd(index, {challenge.sid: created_ms})
 
-    async def update_challenge(self, challenge: Challenge) -> None:
-        await self._update(self.challenge_key(challenge.sid), challenge)
+    async def update_challenge(
+        self, challenge: Challenge, event: PendingEvent | None = None
+    ) -> None:
+        await self._update(self.challenge_key(challenge.sid), challenge, event)
 
     async def challenges_of(self, service_sid: str, identity: str) -> list[Challenge]:
         """Oldest first (the index is scored by creation time)."""
