@@ -32,8 +32,12 @@ PUSH_SEND = "push_send"
 EXPIRES_EXTRA_MS = expires_extra_ms
 
 
+# send jobs are "send:<request id>:<step>": the worker reads the verification with the claim
+SEND_JOB_PREFIX = "send:"
+
+
 def send_job_id(request_id: str, step: int) -> str:
-    return f"send:{request_id}:{step}"
+    return f"{SEND_JOB_PREFIX}{request_id}:{step}"
 
 
 def timeout_job_id(request_id: str, step: int) -> str:

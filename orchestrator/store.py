@@ -165,6 +165,11 @@ class Store:
             return Verification.model_validate_json(fields[1]), int(fields[0])
         if raw is None:
             return None
+        return self.parse(request_id, raw)
+
+    @staticmethod
+    def parse(request_id: str, raw: bytes) -> tuple[Verification, int]:
+        """A stored verification value (as `load` reads it) as (state, version)."""
         version, state = split_stored(raw)
         return Verification.model_validate_json(_with_request_id(state, request_id)), version
 

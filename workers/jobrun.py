@@ -71,6 +71,9 @@ class ClaimedJob:
     score: int
     record: bytes | None  # arq:job:<id>; None when it had expired or was deleted
     job_try: int  # arq:retry:<id> after the claim counted this run
+    # the key the job reads first, read by the claim (WakeableWorker.prefetch); None: not read
+    # or missing. Jobs find it in ctx["prefetched"].
+    prefetched: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,7 @@ class ClaimedJobWorker(Worker):
             "job_try": call.job_try,
             "enqueue_time": ms_to_datetime(call.enqueue_time_ms),
             "score": call.job.score,
+            "prefetched": call.job.prefetched,
         }
 
     async def _call(self, call: _Call, ctx: dict[Any, Any]) -> JobEnd:

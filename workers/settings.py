@@ -16,6 +16,7 @@ from arq.worker import Retry, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from orchestrator import constants, jobs
 from orchestrator.services import build_services
 from orchestrator.settings import Settings
 
@@ -123,7 +124,7 @@ def create_worker(
             timeout=settings.send_timeout_seconds + 5,
         ),
     ]
-    return WakeableWorker(
+    worker = WakeableWorker(
         functions=functions,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=_startup,
@@ -139,3 +140,6 @@ def create_worker(
         handle_signals=handle_signals,
         job_completion_wait=10,
     )
+    # a send job starts by reading its verification: the claim brings it along
+    worker.prefetch = {jobs.SEND_JOB_PREFIX: constants.VERIFICATION_PREFIX}
+    return worker

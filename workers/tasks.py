@@ -17,7 +17,7 @@ from arq.worker import Retry
 from orchestrator import constants, jobs, metrics, verify_services
 from orchestrator.domain import errors, transition
 from orchestrator.domain.events import DeliveryFailed, StepTimedOut
-from orchestrator.domain.models import Status, StepStatus
+from orchestrator.domain.models import Status, StepStatus, Verification
 from orchestrator.factors import lifecycle
 from orchestrator.factors.store import FactorStore
 from orchestrator.services import Services
@@ -63,7 +63,12 @@ async def send_step(ctx: dict[str, Any], request_id: str, step: int, sealed_code
     """Send the code of one step, unless the verification moved on meanwhile."""
     w = _state(ctx)
     services = w.services
-    loaded = await services.store.load(request_id)
+    # the claim read the state with the job (WakeableWorker.prefetch), else read it now
+    prefetched = ctx.get("prefetched")
+    if prefetched is not None:
+        loaded: tuple[Verification, int] | None = services.store.parse(request_id, prefetched)
+    else:
+        loaded = await services.store.load(request_id)
     if loaded is None:
         return
     v, _ = loaded

@@ -44,9 +44,13 @@ log = logging.getLogger("workers.worker")
 # picked up again once the key expires. Ids come from ZRANGEBYSCORE (ARGV[5] == '') or are given.
 # Each claim also counts the try (INCR + EXPIRE of the retry key) and reads the job record, as
 # arq's run_job does in its own MULTI.
+# It also reads the one key a job is known to start by reading (`prefetch` rules: a job id
+# "<id prefix><subject>:<n>" prefetches "<key prefix><subject>"), which the job then need not
+# read itself: a send job's verification state.
 # KEYS[1] queue; ARGV: now_ms, max to claim, read limit, read offset, explicit ids ('' none),
-# in-progress key prefix, in-progress ttl ms, job key prefix, retry key prefix, retry key ttl s.
-# Returns {id, score, record or nil, try, id, score, record or nil, try, ...}.
+# in-progress key prefix, in-progress ttl ms, job key prefix, retry key prefix, retry key ttl s,
+# prefetch rules (JSON [[id prefix, key prefix], ...]).
+# Returns {id, score, record or nil, try, prefetched or nil, ...} (5 per job).
 _CLAIM = """
 local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
@@ -61,6 +65,7 @@ if ARGV[5] == '' then
 else
   ids = cjson.decode(ARGV[5])
 end
+local rules = cjson.decode(ARGV[11])
 local claimed, n = {}, 0
 for i, id in ipairs(ids) do
   if n >= want then break end
@@ -77,6 +82,15 @@ for i, id in ipairs(ids) do
       -- false (no record) stays in place, as a nil reply
       claimed[#claimed + 1] = redis.call('GET', ARGV[8] .. id)
       claimed[#claimed + 1] = try
+      local prefetched = false
+      for _, rule in ipairs(rules) do
+        if string.sub(id, 1, #rule[1]) == rule[1] then
+          local subject = string.match(string.sub(id, #rule[1] + 1), '^(.*):[^:]*$')
+          if subject then prefetched = redis.call('GET', rule[2] .. subject) end
+          break
+        end
+      end
+      claimed[#claimed + 1] = prefetched
       n = n + 1
     end
   end
@@ -87,8 +101,8 @@ return claimed
 
 def _claimed_jobs(raw: list[Any]) -> list[ClaimedJob]:
     return [
-        ClaimedJob(raw[i].decode(), int(float(raw[i + 1])), raw[i + 2], int(raw[i + 3]))
-        for i in range(0, len(raw), 4)
+        ClaimedJob(raw[i].decode(), int(float(raw[i + 1])), raw[i + 2], int(raw[i + 3]), raw[i + 4])
+        for i in range(0, len(raw), 5)
     ]
 
 
@@ -96,6 +110,8 @@ class WakeableWorker(ClaimedJobWorker):
     """Polls every `poll_delay`, and at once whenever the web process publishes a wake-up."""
 
     _claim_script: Any = None
+    # job id prefix -> key prefix read with the claim (see _CLAIM); set by create_worker
+    prefetch: dict[str, str] = {}  # noqa: RUF012 - replaced, never mutated
     # set by main(): wakes the poll loop (published wake-ups, freed slots)
     _wake: asyncio.Event | None = None
     # the last poll filled every free slot, so due jobs may still be waiting for one
@@ -119,6 +135,7 @@ class WakeableWorker(ClaimedJobWorker):
                 job_key_prefix,
                 retry_key_prefix,
                 RETRY_KEY_TTL_S,
+                json.dumps(list(self.prefetch.items())),
             ],
         )
         return _claimed_jobs(raw)

@@ -425,3 +425,24 @@ async def test_a_claim_counts_the_try_and_reads_the_record(redis: Redis) -> None
     await redis.delete(in_progress_key_prefix + "k")  # its in-progress key expired
     [second] = await w._claim_jobs(10, 100, None)
     assert second.job_try == 2 and second.record == first.record
+
+
+async def test_a_claim_prefetches_the_key_its_job_reads_first(redis: Redis) -> None:
+    seen: list[object] = []
+
+    async def send(ctx: dict[Any, Any], *args: Any) -> None:
+        seen.append(ctx["prefetched"])
+
+    await redis.set("state:rid-1", b"stored state")
+    await _enqueue(redis, "send", "send:rid-1:0")
+    await _enqueue(redis, "send", "send:rid-gone:1")  # its key does not exist
+    await _enqueue(redis, "send", "other:rid-1:0")  # no rule for this job id
+    w = _worker(redis, func(send, name="send"))
+    w.prefetch = {"send:": "state:"}
+    claimed = {job.job_id: job.prefetched for job in await _run_due_jobs(w)}
+    assert claimed == {
+        "send:rid-1:0": b"stored state",
+        "send:rid-gone:1": None,
+        "other:rid-1:0": None,
+    }
+    assert sorted(seen, key=repr) == sorted([b"stored state", None, None], key=repr)
