@@ -335,8 +335,7 @@ async def create_verification(request: web.Request) -> web.Response:
         bypass_requested=risk_check == "disable",
     )
     if existing is not None:
-        if guard is not None:
-            await fraud.run_guard(services.redis, guard)
+        await fraud.run_guard(services.redis, guard)
         # a new start for a pending destination is a resend of the same verification
         rid = existing.decode()
         t = await services.store.apply(

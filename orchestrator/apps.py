@@ -8,6 +8,7 @@ import hmac
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 
 from cryptography.hazmat.primitives import serialization
@@ -147,20 +148,28 @@ async def get_app_cached(
     redis: Redis, app_id: str, max_age: float = APP_CACHE_MAX_AGE_S
 ) -> Application | None:
     """get_app, answered from this process's cache when its entry is under `max_age` s old."""
+    return await _cached(_app_cache, app_id, max_age, lambda: get_app(redis, app_id))
+
+
+async def _cached(
+    cache: dict[str, tuple[float, Application]],
+    key: str,
+    max_age: float,
+    read: Callable[[], Awaitable[Application | None]],
+) -> Application | None:
     now = time.monotonic()
-    hit = _app_cache.get(app_id)
+    hit = cache.get(key)
     if hit is not None and now - hit[0] < max_age:
         return hit[1]
     gen = _app_cache_gen
-    app = await get_app(redis, app_id)
+    app = await read()
     if app is None:
-        _app_cache.pop(app_id, None)
+        cache.pop(key, None)
         return None
-    if gen != _app_cache_gen:
-        return app
-    if len(_app_cache) >= _APP_CACHE_MAX_ENTRIES:
-        _app_cache.clear()
-    _app_cache[app_id] = (now, app)
+    if gen == _app_cache_gen:  # no write of this process overlapped the read
+        if len(cache) >= _APP_CACHE_MAX_ENTRIES:
+            cache.clear()
+        cache[key] = (now, app)
     return app
 
 
@@ -191,20 +200,7 @@ async def get_app_by_api_key_cached(
     """get_app_by_api_key through this process's cache (same bound as get_app_cached): Basic
     auth checks the secret against the cached hash. An api key and its secret never change, so
     only the application's other fields (status URL) may be up to `max_age` s old."""
-    now = time.monotonic()
-    hit = _key_cache.get(api_key)
-    if hit is not None and now - hit[0] < max_age:
-        return hit[1]
-    gen = _app_cache_gen
-    app = await get_app_by_api_key(redis, api_key)
-    if app is None:
-        _key_cache.pop(api_key, None)
-        return None
-    if gen == _app_cache_gen:
-        if len(_key_cache) >= _APP_CACHE_MAX_ENTRIES:
-            _key_cache.clear()
-        _key_cache[api_key] = (now, app)
-    return app
+    return await _cached(_key_cache, api_key, max_age, lambda: get_app_by_api_key(redis, api_key))
 
 
 async def list_apps(redis: Redis) -> list[Application]:

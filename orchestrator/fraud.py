@@ -52,7 +52,6 @@ __all__ = [
     "FraudPolicy",
     "StartGuard",
     "calling_code",
-    "check_start",
     "get_policy",
     "record_completion",
     "run_guard",
@@ -256,7 +255,7 @@ def verification_targets(v: Verification) -> tuple[list[str], list[str]]:
 
 @dataclass(frozen=True)
 class StartGuard:
-    """One start's fraud check, ready to run: on its own (`check_start`) or in the same Lua call
+    """One start's fraud check, ready to run: on its own (`run_guard`) or in the same Lua call
     as the start's commit (`Store.create(..., guard=...)`), which then counts the start only if
     the commit succeeds. `lua` defines `guard(KEYS, plan, proceed)`."""
 
@@ -334,36 +333,11 @@ def start_guard(
     return StartGuard(dialect=dialect, keys=keys, plan=json.dumps(plan))
 
 
-async def check_start(
-    redis: Redis,
-    settings: Settings,
-    *,
-    dialect: str,
-    tenant: str,
-    destinations: Iterable[str],
-    codes: Iterable[str],
-    client_ip: str | None,
-    bypass_requested: bool,
-    now_ms: int | None = None,
-) -> None:
-    """Decide and count one start on its own; raise Blocked or Throttled when refused (counted
-    nowhere). A new verification passes its guard to `Store.create` instead (one round trip)."""
-    guard = start_guard(
-        settings,
-        dialect=dialect,
-        tenant=tenant,
-        destinations=destinations,
-        codes=codes,
-        client_ip=client_ip,
-        bypass_requested=bypass_requested,
-        now_ms=now_ms,
-    )
-    if guard is not None:
-        await run_guard(redis, guard)
-
-
-async def run_guard(redis: Redis, guard: StartGuard) -> None:
-    """Decide and count a start with nothing to commit alongside (a Twilio resend)."""
+async def run_guard(redis: Redis, guard: StartGuard | None) -> None:
+    """Decide and count a start on its own (a Twilio resend: nothing to commit alongside); raise
+    Blocked or Throttled when refused (counted nowhere). None: the guard is off."""
+    if guard is None:
+        return
     guard.outcome(await registered(redis, _CHECK)(keys=guard.keys, args=[guard.plan]))
 
 

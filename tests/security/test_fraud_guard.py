@@ -349,10 +349,10 @@ def test_budget_learns_from_the_busiest_recent_bucket_and_forgets_old_ones(
         """How many UK starts the budget lets through at `at_ms` (stops at the first refusal)."""
         for n in range(limit):
             try:
-                await fraud.check_start(
-                    redis, settings, dialect="vonage", tenant=tenant, destinations=[],
+                await fraud.run_guard(redis, fraud.start_guard(
+                    settings, dialect="vonage", tenant=tenant, destinations=[],
                     codes=["44"], client_ip=None, bypass_requested=False, now_ms=at_ms,
-                )  # fmt: skip
+                ))  # fmt: skip
             except errors.Blocked as exc:
                 assert (exc.reason, exc.calling_code) == ("fraud", "44")
                 return n
@@ -376,10 +376,10 @@ def test_budget_learns_from_the_busiest_recent_bucket_and_forgets_old_ones(
         # and then nothing is left: back to the floor
         assert await starts(t0 + 5 * bucket) == 2
         # other calling codes of the same tenant never shared any of this
-        await fraud.check_start(
-            redis, settings, dialect="vonage", tenant=tenant, destinations=[], codes=["33"],
+        await fraud.run_guard(redis, fraud.start_guard(
+            settings, dialect="vonage", tenant=tenant, destinations=[], codes=["33"],
             client_ip=None, bypass_requested=False, now_ms=t0 + 5 * bucket,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     redis = Redis.from_url(guard_stack.redis.url)
 
