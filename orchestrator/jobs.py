@@ -67,6 +67,17 @@ def job_key(job_id: str) -> str:
 
 
 def serialize_job(function: str, args: list[Any], enqueue_ms: int) -> bytes:
-    """An arq job record in the JSON form our workers deserialize (never pickle)."""
-    record: dict[str, Any] = {"t": None, "f": function, "a": args, "k": {}, "et": enqueue_ms}
+    """An arq job record in the JSON form our workers deserialize (never pickle). arq's empty
+    fields (job try "t": null, kwargs "k": {}) are left out: every pending verification keeps
+    one such record (its step timeout); `deserialize_job` puts them back."""
+    record: dict[str, Any] = {"f": function, "a": args, "et": enqueue_ms}
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+def deserialize_job(raw: bytes) -> Any:
+    """The workers' arq job_deserializer: JSON, with the fields `serialize_job` leaves out."""
+    value = json.loads(raw)
+    if isinstance(value, dict) and "f" in value:
+        value.setdefault("t", None)
+        value.setdefault("k", {})
+    return value

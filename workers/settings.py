@@ -42,10 +42,6 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _loads(raw: bytes) -> Any:
-    return json.loads(raw)
-
-
 def _outage_retried(job: Callable[..., Awaitable[None]]) -> WorkerCoroutine:
     """A Redis outage (restart, failover) mid-job is not the job's failure, which arq would drop:
     arq runs it again after a back-off instead. Every job here is idempotent."""
@@ -135,7 +131,7 @@ def create_worker(
         max_jobs=settings.worker_max_jobs,
         keep_result=0,
         job_serializer=_dumps,
-        job_deserializer=_loads,
+        job_deserializer=jobs.deserialize_job,
         log_results=False,
         handle_signals=handle_signals,
         job_completion_wait=10,

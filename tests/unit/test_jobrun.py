@@ -5,6 +5,7 @@ job's slot (and in-progress key) held until its end is in Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,10 +15,12 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.jobs import deserialize_job_raw
 from arq.utils import timestamp_ms
 from arq.worker import Function, Retry, RetryJob, func
 from redis.asyncio import Redis
 
+from orchestrator import jobs
 from workers.jobrun import ClaimedJob, EndWriter, JobEnd
 from workers.worker import WakeableWorker
 
@@ -446,3 +449,14 @@ async def test_a_claim_prefetches_the_key_its_job_reads_first(redis: Redis) -> N
         "other:rid-1:0": None,
     }
     assert sorted(seen, key=repr) == sorted([b"stored state", None, None], key=repr)
+
+
+def test_job_records_leave_out_arqs_empty_fields_and_read_back_whole() -> None:
+    raw = jobs.serialize_job("step_timeout", ["rid", 0], 1234)
+    assert b'"t"' not in raw and b'"k"' not in raw
+    assert deserialize_job_raw(raw, deserializer=jobs.deserialize_job) == (
+        "step_timeout", ["rid", 0], {}, None, 1234
+    )  # fmt: skip
+    # records arq itself writes (all fields) read the same way
+    full = json.dumps({"t": 2, "f": "f", "a": [], "k": {"x": 1}, "et": 5}).encode()
+    assert deserialize_job_raw(full, deserializer=jobs.deserialize_job) == ("f", [], {"x": 1}, 2, 5)
