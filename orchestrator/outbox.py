@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from . import constants
 from .luascripts import registered
 
-__all__ = ["OUTBOX_TTL", "append", "destination_key", "list_messages"]
+__all__ = ["OUTBOX_TTL", "append", "destination_key", "list_messages", "read_message"]
 
 OUTBOX_TTL = 86400
 OUTBOX_MAX = 200
@@ -57,4 +57,15 @@ async def append(redis: Redis, tenant: str, message: dict[str, Any]) -> bool:
 async def list_messages(redis: Redis, tenant: str, to: str) -> list[dict[str, Any]]:
     key = f"{constants.OUTBOX_PREFIX}{tenant}:{destination_key(to)}"
     raw = await redis.lrange(key, 0, OUTBOX_MAX - 1)  # type: ignore[misc]
-    return [json.loads(item) for item in raw]
+    return [read_message(item) for item in raw]
+
+
+def read_message(raw: bytes | str) -> dict[str, Any]:
+    """One stored message as the outbox API shows it. Verification messages are stored without
+    their request id when their id ("<request id>:<step>") carries it: it is put back, second
+    as it was."""
+    message: dict[str, Any] = json.loads(raw)
+    if "request_id" in message or "code" not in message or ":" not in str(message.get("id", "")):
+        return message  # kept whole, or not a verification's code message (a push)
+    request_id = str(message["id"]).rsplit(":", 1)[0]
+    return {"id": message["id"], "request_id": request_id, **message}

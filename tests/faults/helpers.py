@@ -15,6 +15,7 @@ from typing import Any
 import redis
 import requests
 
+from orchestrator.outbox import read_message
 from tests.support.client import TestApp, VonageApi, create_app
 from tests.support.processes import Stack, build_stack, free_port, started, wait_until
 
@@ -182,7 +183,7 @@ def outbox(r: redis.Redis, account_sid: str, numbers: list[str]) -> dict[str, li
     for n in numbers:
         pipe.lrange(outbox_key(account_sid, n), 0, -1)
     raw = pipe.execute()
-    return {n: [json.loads(m) for m in msgs] for n, msgs in zip(numbers, raw, strict=True)}
+    return {n: [read_message(m) for m in msgs] for n, msgs in zip(numbers, raw, strict=True)}
 
 
 def sms_start(api: VonageApi, to: str, *extra_steps: dict[str, Any]) -> str:

@@ -396,3 +396,25 @@ def test_new_code_is_length_digits_with_leading_zeros(length: int) -> None:
     codes = [tools.new_code(length) for _ in range(3000)]
     assert all(len(c) == length and c.isdigit() for c in codes)
     assert any(c.startswith("0") for c in codes)  # 1 in 10 does; 3000 draws
+
+
+async def test_outbox_messages_read_back_with_the_request_id_their_id_carries(redis: Redis) -> None:
+    stored = {"id": "rid-1:0", "channel": "sms", "to": "447700900123", "code": "1234"}
+    await outbox.append(redis, "acct", stored)
+    kept = {"id": "rid-2:0", "request_id": "other", "to": "447700900123", "code": "5678"}
+    await outbox.append(redis, "acct", kept)
+    push = {"id": "YC1:2", "channel": "push", "to": "447700900123"}
+    await outbox.append(redis, "acct", push)
+    found = await outbox.list_messages(redis, "acct", "447700900123")
+    assert found == [
+        push,
+        kept,
+        {
+            "id": "rid-1:0",
+            "request_id": "rid-1",
+            "channel": "sms",
+            "to": "447700900123",
+            "code": "1234",
+        },
+    ]
+    assert list(found[2]) == ["id", "request_id", "channel", "to", "code"]

@@ -30,4 +30,7 @@ class SandboxProvider(Provider):
             record.pop("extra")
         if record["subject"] is None:
             record.pop("subject")
+        if str(record["id"]).startswith(f"{message.request_id}:"):
+            # the id ("<request id>:<step>") says it: the outbox puts it back when read
+            record.pop("request_id")
         await outbox.append(self._redis, message.tenant, record)
