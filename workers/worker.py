@@ -86,7 +86,12 @@ for i, id in ipairs(ids) do
       for _, rule in ipairs(rules) do
         if string.sub(id, 1, #rule[1]) == rule[1] then
           local subject = string.match(string.sub(id, #rule[1] + 1), '^(.*):[^:]*$')
-          if subject then prefetched = redis.call('GET', rule[2] .. subject) end
+          if subject then
+            -- pcall: a key of another type (a verification an older version stored as a
+            -- hash) is simply not prefetched; the job reads it itself
+            local value = redis.pcall('GET', rule[2] .. subject)
+            if type(value) == 'string' then prefetched = value end
+          end
           break
         end
       end

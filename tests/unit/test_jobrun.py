@@ -440,6 +440,8 @@ async def test_a_claim_prefetches_the_key_its_job_reads_first(redis: Redis) -> N
     await _enqueue(redis, "send", "send:rid-1:0")
     await _enqueue(redis, "send", "send:rid-gone:1")  # its key does not exist
     await _enqueue(redis, "send", "other:rid-1:0")  # no rule for this job id
+    await redis.hset("state:rid-hash", "v", "1")  # another type: left for the job to read
+    await _enqueue(redis, "send", "send:rid-hash:0")
     w = _worker(redis, func(send, name="send"))
     w.prefetch = {"send:": "state:"}
     claimed = {job.job_id: job.prefetched for job in await _run_due_jobs(w)}
@@ -447,8 +449,9 @@ async def test_a_claim_prefetches_the_key_its_job_reads_first(redis: Redis) -> N
         "send:rid-1:0": b"stored state",
         "send:rid-gone:1": None,
         "other:rid-1:0": None,
+        "send:rid-hash:0": None,
     }
-    assert sorted(seen, key=repr) == sorted([b"stored state", None, None], key=repr)
+    assert sorted(seen, key=repr) == sorted([b"stored state", None, None, None], key=repr)
 
 
 def test_job_records_leave_out_arqs_empty_fields_and_read_back_whole() -> None:
