@@ -134,6 +134,7 @@ async def deliver_webhook(
         message_id,
         allow_private=settings.webhook_allow_private,
         request_timeout=settings.webhook_timeout_seconds,
+        retention_ms=settings.retention_seconds * 1000,
     )
     metrics.WEBHOOK_ATTEMPTS.labels(result.outcome).inc()
     if result.outcome != "retry":

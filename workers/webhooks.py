@@ -79,8 +79,11 @@ async def attempt_delivery(
     *,
     allow_private: bool,
     request_timeout: float,
+    retention_ms: int,
 ) -> Attempt:
-    """POST one webhook message once. The caller schedules the next attempt on `retry`."""
+    """POST one webhook message once. The caller schedules the next attempt on `retry`.
+    A delivered message (its body may name the destination) is kept `retention_ms` more, like
+    the verification it reports on; an undelivered one for WEBHOOK_TTL, to retry and replay."""
     raw = await redis.hgetall(constants.WEBHOOK_PREFIX + message_id)  # type: ignore[misc]
     if not raw:
         return Attempt("dropped")
@@ -95,6 +98,7 @@ async def attempt_delivery(
             record,
             allow_private=allow_private,
             request_timeout=request_timeout,
+            retention_ms=retention_ms,
         )
     # cached per process for at most APP_CACHE_MAX_AGE_S (1 s): a status URL change or a 410
     # disable by another process takes effect within that bound, this process's at once
@@ -119,12 +123,21 @@ async def attempt_delivery(
     if status is None:
         return Attempt("retry")
     if 200 <= status < 300:
-        await redis.hset(constants.WEBHOOK_PREFIX + message_id, "delivered_ms", str(now * 1000))  # type: ignore[misc]
+        await _mark_delivered(redis, message_id, now, retention_ms)
         return Attempt("delivered", status)
     if status == 410:
         await disable_status_url(redis, app.id)
         return Attempt("gone", status)
     return Attempt("retry", status)
+
+
+async def _mark_delivered(redis: Redis, message_id: str, now: int, retention_ms: int) -> None:
+    """Delivered (a re-run job will not send it again); kept only as long as the retention."""
+    key = constants.WEBHOOK_PREFIX + message_id
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(key, "delivered_ms", str(now * 1000))
+        pipe.pexpire(key, retention_ms)
+        await pipe.execute()
 
 
 @functools.lru_cache(maxsize=8)
@@ -165,6 +178,7 @@ async def _attempt_twilio(
     *,
     allow_private: bool,
     request_timeout: float,
+    retention_ms: int,
 ) -> Attempt:
     """A Twilio event message: fanned out to its service's webhooks on its first job, then
     each endpoint's copy is POSTed form-encoded and signed with the account's auth token."""
@@ -198,7 +212,7 @@ async def _attempt_twilio(
     if status is None:
         return Attempt("retry")
     if 200 <= status < 300:
-        await redis.hset(constants.WEBHOOK_PREFIX + message_id, "delivered_ms", str(now * 1000))  # type: ignore[misc]
+        await _mark_delivered(redis, message_id, now, retention_ms)
         return Attempt("delivered", status)
     if status == 410:
         await twilio_webhooks.disable_webhook(redis, service_sid, wh.sid, iso_ms(utcnow()))

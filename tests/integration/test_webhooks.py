@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+import redis
 import requests
 import standardwebhooks
 import vonage_jwt
@@ -76,6 +77,24 @@ def test_every_webhook_is_signed_both_ways(
     jtis = {assert_signed(d, app)["jti"] for d in deliveries}
     assert len(jtis) == len(deliveries)
     assert len({d.headers["webhook-id"] for d in deliveries}) == len(deliveries)
+
+
+def test_a_delivered_message_is_kept_no_longer_than_the_retention(
+    stack: Stack, api: VonageApi, receiver: WebhookReceiver, db: redis.Redis
+) -> None:
+    # its body reports on one destination: once delivered it lives as long as the verification
+    # (VERIFY_RETENTION_SECONDS, a day here), not the 4 days an undelivered one is kept for
+    rid, check_url = silent_auth_start(api, even_magic())
+    complete_silent_auth(stack, api, rid, check_url)
+    summary = receiver.wait_summary(rid)
+    key = "vo:wh:" + summary.headers["webhook-id"]
+
+    def delivered_ttl() -> int | None:
+        ttl = int(db.pttl(key))
+        return ttl if db.hget(key, "delivered_ms") is not None else None
+
+    ttl = wait_until(delivered_ttl, what="the delivered mark")
+    assert 0 < ttl <= 86_400_000
 
 
 def test_failed_attempts_are_retried_with_the_same_id(

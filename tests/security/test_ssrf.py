@@ -185,7 +185,12 @@ def test_rebinding_between_registration_and_delivery_is_refused_at_send_time(
         connector = aiohttp.TCPConnector(resolver=guarded(dns, allow_private))
         async with aiohttp.ClientSession(connector=connector) as session:
             attempt = await attempt_delivery(
-                redis, session, message_id, allow_private=allow_private, request_timeout=5
+                redis,
+                session,
+                message_id,
+                allow_private=allow_private,
+                request_timeout=5,
+                retention_ms=60_000,
             )
         await redis.aclose()
         assert dns.lookups == ["rebind.example"]
