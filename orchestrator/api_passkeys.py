@@ -10,7 +10,6 @@ indexes when it issues options (registration: 10 minutes; authentication: 5 minu
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from .factors.store import FactorStore, StaleWrite
 from .services import Services
 from .timefmt import iso_ms, utcnow
 from .verify_services import Service
+from .web import read_json
 
 __all__ = [
     "Operation",
@@ -512,23 +512,13 @@ async def approve_challenge(
 # ---- routes -------------------------------------------------------------------------------------
 
 
-async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _invalid("body") from None
-
-
 Operation = Callable[[Services, Service, Any, str], Awaitable[dict[str, Any]]]
 
 
 def _handler(operation: Operation, status: int) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         services, service = await service_for(request)
-        body = await _json_body(request)
+        body = await read_json(request)
         resource = await operation(services, service, body, base_url(request))
         return web.json_response(resource, status=status)
 

@@ -109,6 +109,8 @@ async def _twilio_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return _twilio_response(exc)
     except errors.DomainError as exc:
         return _twilio_response(twilio.error_for(exc, request.path))
+    except _BadJSON:
+        return _twilio_response(twilio.TwilioError(400, 60200, "Invalid parameter: body"))
     except web.HTTPRequestEntityTooLarge:
         return _twilio_response(twilio.TwilioError(413, 20413, "Request entity too large"))
     except web.HTTPException as exc:
