@@ -102,7 +102,9 @@ class SnaUrl(BaseModel):
     url: str
 
 
-class Verification(BaseModel):
+class _Standing(BaseModel):
+    """What a verification and a check of it both report first (dialects.twilio._standing)."""
+
     sid: str = Field(pattern=_sid("VE"))
     service_sid: str
     account_sid: str
@@ -110,6 +112,9 @@ class Verification(BaseModel):
     channel: WireChannel
     status: VerificationStatus
     valid: bool
+
+
+class Verification(_Standing):
     lookup: dict[str, Any]
     amount: str | None
     payee: str | None
@@ -120,14 +125,7 @@ class Verification(BaseModel):
     url: str
 
 
-class VerificationCheck(BaseModel):
-    sid: str = Field(pattern=_sid("VE"))
-    service_sid: str
-    account_sid: str
-    to: str
-    channel: WireChannel
-    status: VerificationStatus
-    valid: bool
+class VerificationCheck(_Standing):
     amount: str | None
     payee: str | None
     sna_attempts_error_codes: list[int]
