@@ -23,7 +23,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
 import logging
 import secrets
 import time
@@ -77,10 +76,6 @@ return blocked
 """
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:24]
-
-
 def _basic_user(header: str | None) -> str | None:
     """The username of a Basic header, or None when there is none or it cannot be read."""
     scheme, _, value = (header or "").partition(" ")
@@ -103,16 +98,16 @@ def _device_key(token: str) -> str:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:
         kid = None
-    return str(kid)[:64] if isinstance(kid, str) and kid else _digest(token)
+    return str(kid)[:64] if isinstance(kid, str) and kid else constants.hashed_key_part(token)
 
 
 def _scopes(settings: Settings, user: str, ip: str | None) -> list[tuple[str, str, int]]:
     """(scope, key suffix, limit) of each window that applies."""
     scopes: list[tuple[str, str, int]] = []
     if settings.auth_fail_limit > 0 and user:
-        scopes.append(("user", "u:" + _digest(user), settings.auth_fail_limit))
+        scopes.append(("user", "u:" + constants.hashed_key_part(user), settings.auth_fail_limit))
     if settings.auth_fail_ip_limit > 0 and ip:
-        scopes.append(("ip", "ip:" + _digest(ip), settings.auth_fail_ip_limit))
+        scopes.append(("ip", "ip:" + constants.hashed_key_part(ip), settings.auth_fail_ip_limit))
     return scopes
 
 

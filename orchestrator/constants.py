@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
     "ACCESS_TOKEN_VALUE_PREFIX",
@@ -47,6 +49,7 @@ __all__ = [
     "WAKE_CHANNEL",
     "WEBHOOK_FAILED_SET",
     "WEBHOOK_PREFIX",
+    "hashed_key_part",
 ]
 
 PREFIX = "vo:"
@@ -134,3 +137,9 @@ WEBHOOK_FAILED_SET = PREFIX + "wh-failed"
 SERVER_KEY = PREFIX + "server-key"
 # pub/sub channel: "a job is due now", so workers need not wait for their poll
 WAKE_CHANNEL = PREFIX + "wake"
+
+
+def hashed_key_part(value: str) -> str:
+    """Personal data (a destination, an IP, a username) as it may appear in a key name: a
+    digest, never the value itself."""
+    return hashlib.sha256(value.encode()).hexdigest()[:24]

@@ -31,7 +31,6 @@ Destinations and IPs are hashed in key names: they are personal data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -75,10 +74,6 @@ def calling_code(msisdn: str) -> str:
         if prefix.isdigit() and int(prefix) in COUNTRY_CODE_TO_REGION_CODE:
             return prefix
     return msisdn[:3]
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -311,10 +306,12 @@ def start_guard(
         window_ms = settings.fraud_number_window_seconds * 1000
         for d in dict.fromkeys(destinations):
             # tenant and destination in one digest: a key name half as long, per number
-            keys.append(f"{constants.FRAUD_WINDOW_PREFIX}n:{_digest(tenant + ':' + d)}")
+            keys.append(
+                f"{constants.FRAUD_WINDOW_PREFIX}n:{constants.hashed_key_part(tenant + ':' + d)}"
+            )
             windows.append([settings.fraud_number_limit, window_ms, "number"])
     if settings.fraud_ip_limit > 0 and client_ip:
-        keys.append(f"{constants.FRAUD_WINDOW_PREFIX}ip:{_digest(client_ip)}")
+        keys.append(f"{constants.FRAUD_WINDOW_PREFIX}ip:{constants.hashed_key_part(client_ip)}")
         windows.append([settings.fraud_ip_limit, settings.fraud_ip_window_seconds * 1000, "ip"])
     code_list = list(dict.fromkeys(codes))
     keys += [_cc_key(tenant, c) for c in code_list]
