@@ -11,8 +11,9 @@ import uuid
 import aiohttp
 from redis.asyncio import Redis
 
-from orchestrator import constants, jobs
-from orchestrator.store import WEBHOOK_TTL_MS
+from orchestrator import constants
+from orchestrator.engine import jobs
+from orchestrator.engine.store import WEBHOOK_TTL_MS
 
 from .client import basic_header, jwt_headers
 from .cpu import CpuMeter

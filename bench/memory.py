@@ -15,7 +15,7 @@ import re
 from redis.asyncio import Redis
 
 from orchestrator import constants
-from orchestrator.store import split_stored
+from orchestrator.engine.store import split_stored
 
 from .client import VerifyClient
 from .load import closed_loop

@@ -14,7 +14,7 @@ import time
 from redis.asyncio import Redis
 
 from orchestrator import constants
-from orchestrator.store import PENDING_TTL_MS, split_stored
+from orchestrator.engine.store import PENDING_TTL_MS, split_stored
 
 from .client import VerifyClient
 from .numbers import Numbers

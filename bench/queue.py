@@ -7,7 +7,7 @@ import time
 
 from redis.asyncio import Redis
 
-from orchestrator.jobs import QUEUE
+from orchestrator.engine.jobs import QUEUE
 
 from .procs import BenchError, Procs
 

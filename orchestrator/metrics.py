@@ -1,6 +1,6 @@
 """Prometheus metrics: one registry per process (no multiprocess mode).
 
-The web process serves them on `GET /metrics`; a worker serves its own on
+The web process serves them on `GET /metrics` (orchestrator/http/metrics.py); a worker serves its own on
 `VERIFY_WORKER_METRICS_PORT` when that is set. Labels are bounded: routes are the router's
 templates ("/v2/verify/{request_id}"), never raw paths, and nothing carries a destination,
 a code or a credential.
@@ -11,24 +11,15 @@ Conversion per channel is `verify_verifications_completed_total / verify_verific
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import logging
-import time
-from collections.abc import Awaitable, Callable
 
-from aiohttp import web
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
     Counter,
     Histogram,
-    generate_latest,
     start_http_server,
 )
 
-from .domain.models import Verification
-from .web import SERVICES
+from orchestrator.domain.models import Verification
 
 __all__ = [
     "AUTH_THROTTLED",
@@ -41,15 +32,11 @@ __all__ = [
     "STARTED",
     "WEBHOOK_ATTEMPTS",
     "WEBHOOK_EXHAUSTED",
-    "handler",
-    "middleware",
     "serve_worker_metrics",
     "started",
 ]
 
 log = logging.getLogger("orchestrator.metrics")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 HTTP_REQUESTS = Counter(
     "verify_http_requests",
@@ -102,62 +89,9 @@ WEBHOOK_EXHAUSTED = Counter(
     "Webhook messages whose every retry failed",
 )
 
-_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
-
 
 def started(v: Verification) -> None:
     STARTED.labels(v.dialect, v.steps[0].channel.value).inc()
-
-
-def _route(request: web.Request) -> str:
-    match_info = request.match_info
-    if match_info.http_exception is not None:
-        return "unmatched"
-    route = match_info.route
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
-
-
-@web.middleware
-async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request by route template and final status (outermost middleware,
-    so the status is the one the error middleware answered)."""
-    began = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        status = 499  # the client went away before the answer (nginx's convention)
-        raise
-    finally:
-        route = _route(request)
-        method = request.method if request.method in _METHODS else "OTHER"
-        HTTP_REQUESTS.labels(route, method, str(status)).inc()
-        HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - began)
-
-
-async def handler(request: web.Request) -> web.Response:
-    """GET /metrics: this process's registry in the Prometheus text format; with
-    VERIFY_METRICS_TOKEN set, only for `Authorization: Bearer <token>` (Prometheus'
-    `authorization` / `bearer_token` scrape setting)."""
-    token = request.app[SERVICES].settings.metrics_token
-    if token is not None:
-        expected = ("Bearer " + token.get_secret_value()).encode()
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            return web.Response(
-                status=401,
-                text="metrics need the scrape token\n",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-    return web.Response(
-        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
 
 
 def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> bool:

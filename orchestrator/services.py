@@ -9,14 +9,15 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import constants, twilio_webhooks
-from .codes import SecretCodeTools
-from .dialects import vonage
-from .domain.effects import Emit
-from .domain.models import Verification
-from .operators.sandbox import OperatorTable, SandboxOperator
-from .settings import Settings
-from .store import Store
+from orchestrator import constants
+from orchestrator.dialects.twilio import webhook_events as twilio_webhooks
+from orchestrator.dialects.vonage import wire as vonage
+from orchestrator.domain.effects import Emit
+from orchestrator.domain.models import Verification
+from orchestrator.engine.codes import SecretCodeTools
+from orchestrator.engine.store import Store
+from orchestrator.operators.sandbox import OperatorTable, SandboxOperator
+from orchestrator.settings import Settings
 
 __all__ = ["Services", "build_services", "load_secret_key"]
 

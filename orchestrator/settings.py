@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     apns_topic: str | None = None  # the app's bundle id
     apns_base_url: str = "https://api.push.apple.com"  # development: api.sandbox.push.apple.com
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # ---- fraud guard (orchestrator/fraud.py); a limit of 0 turns that check off ----
+    # ---- fraud guard (orchestrator/security/fraud.py); a limit of 0 turns that check off ----
     fraud_enabled: bool = True
     # starts per destination (per application/service) in a sliding window
     fraud_number_limit: int = Field(default=5, ge=0)

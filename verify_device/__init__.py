@@ -2,14 +2,14 @@
 token, factor verification, listing challenges and approving or denying them with signed JWTs
 (Silent Device Approval included). Needs only `cryptography` and `PyJWT`."""
 
-from .client import (
+from verify_device.client import (
     ChallengeAlreadyResponded,
     ChallengeExpired,
     DeviceClient,
     DeviceError,
     Enrolment,
 )
-from .keys import DeviceKey
+from verify_device.keys import DeviceKey
 
 __all__ = [
     "ChallengeAlreadyResponded",

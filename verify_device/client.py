@@ -26,7 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from .keys import DeviceKey
+from verify_device.keys import DeviceKey
 
 __all__ = [
     "SIGNATURE_FIELDS_HEADER",

@@ -16,13 +16,13 @@ from arq.worker import Retry, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from orchestrator import constants, jobs
+from orchestrator import constants
+from orchestrator.engine import jobs
 from orchestrator.services import build_services
 from orchestrator.settings import Settings
-
-from .channels.registry import build_adapters
-from .providers.registry import build_providers
-from .tasks import (
+from workers.channels.registry import build_adapters
+from workers.providers.registry import build_providers
+from workers.tasks import (
     WorkerState,
     challenge_expire,
     deliver_webhook,
@@ -30,8 +30,8 @@ from .tasks import (
     send_step,
     step_timeout,
 )
-from .webhooks import GuardedResolver
-from .worker import WakeableWorker
+from workers.webhooks import GuardedResolver
+from workers.worker import WakeableWorker
 
 __all__ = ["create_worker"]
 

@@ -14,20 +14,26 @@ import aiohttp
 from arq.connections import ArqRedis
 from arq.worker import Retry
 
-from orchestrator import constants, jobs, metrics, verify_services
+from orchestrator import constants, metrics
 from orchestrator.domain import errors, transition
 from orchestrator.domain.events import DeliveryFailed, StepTimedOut
 from orchestrator.domain.models import Status, StepStatus, Verification
+from orchestrator.engine import jobs
 from orchestrator.factors import lifecycle
 from orchestrator.factors.store import FactorStore
 from orchestrator.services import Services
+from orchestrator.tenants import verify_services
 from orchestrator.timefmt import utcnow
-
-from .channels.base import ChannelAdapter
-from .providers.base import Provider, ProviderError
-from .providers.push_base import NotificationPlatform, PushDeliveryError, PushMessage, PushProvider
-from .providers.push_registry import build_push_provider
-from .webhooks import attempt_delivery, retry_delay
+from workers.channels.base import ChannelAdapter
+from workers.providers.base import Provider, ProviderError
+from workers.providers.push_base import (
+    NotificationPlatform,
+    PushDeliveryError,
+    PushMessage,
+    PushProvider,
+)
+from workers.providers.push_registry import build_push_provider
+from workers.webhooks import attempt_delivery, retry_delay
 
 __all__ = [
     "WorkerState",

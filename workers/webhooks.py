@@ -15,11 +15,16 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from redis.asyncio import Redis
 
-from orchestrator import constants, twilio_webhooks
-from orchestrator.accounts import get_account
-from orchestrator.apps import disable_status_url, get_app_cached
-from orchestrator.netguard import UnsafeURL, is_forbidden_address
-from orchestrator.signing import standard_webhook_headers, twilio_signature, vonage_authorization
+from orchestrator import constants
+from orchestrator.dialects.twilio import webhook_events as twilio_webhooks
+from orchestrator.security.netguard import UnsafeURL, is_forbidden_address
+from orchestrator.security.signing import (
+    standard_webhook_headers,
+    twilio_signature,
+    vonage_authorization,
+)
+from orchestrator.tenants.accounts import get_account
+from orchestrator.tenants.apps import disable_status_url, get_app_cached
 from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = ["Attempt", "GuardedResolver", "attempt_delivery", "retry_delay"]

@@ -30,8 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.constants import WAKE_CHANNEL
-
-from .jobrun import RETRY_KEY_TTL_S, ClaimedJob, ClaimedJobWorker
+from workers.jobrun import RETRY_KEY_TTL_S, ClaimedJob, ClaimedJobWorker
 
 __all__ = ["WakeableWorker"]
 

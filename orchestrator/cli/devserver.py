@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
-from . import accounts, apps
-from .devredis import EmbeddedRedis
-from .settings import Settings
-from .timefmt import iso_ms, utcnow
+from orchestrator.cli.devredis import EmbeddedRedis
+from orchestrator.settings import Settings
+from orchestrator.tenants import accounts, apps
+from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = ["run_dev"]
 
@@ -144,9 +144,8 @@ Python (official vonage SDK; it speaks https only, so send it through plain http
 
 
 async def _serve(settings: Settings, port: int, data_dir: Path) -> None:
+    from orchestrator.http.app import create_app
     from workers.settings import create_worker
-
-    from .web import create_app
 
     demo = await _demo_app(settings, data_dir)
     app = create_app(settings)

@@ -15,10 +15,13 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from . import accounts, apps, constants, fraud, outbox
-from .netguard import UnsafeURL, check_status_url
-from .settings import Settings
-from .timefmt import iso_ms, utcnow
+from orchestrator import constants
+from orchestrator.engine import outbox
+from orchestrator.security import fraud
+from orchestrator.security.netguard import UnsafeURL, check_status_url
+from orchestrator.settings import Settings
+from orchestrator.tenants import accounts, apps
+from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = ["main"]
 
@@ -42,15 +45,15 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    from .logjson import configure
+    from orchestrator.logjson import configure
 
     # one JSON object per line, credentials scrubbed (orchestrator/logjson.py)
     configure(settings.log_level)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .graceful import serve
-    from .web import create_app
+    from orchestrator.http.app import create_app
+    from orchestrator.http.graceful import serve
 
     settings = _settings()
     _logging(settings)
@@ -257,7 +260,7 @@ def cmd_sandbox_messages(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks_failed(args: argparse.Namespace) -> int:
-    from .webhook_admin import list_failed
+    from orchestrator.engine.webhook_admin import list_failed
 
     async def go(redis: Redis) -> int:
         print(json.dumps(await list_failed(redis, args.limit), indent=2))
@@ -267,7 +270,7 @@ def cmd_webhooks_failed(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks_replay(args: argparse.Namespace) -> int:
-    from .webhook_admin import replay, replay_all
+    from orchestrator.engine.webhook_admin import replay, replay_all
 
     async def go(redis: Redis) -> int:
         now_ms = int(utcnow().timestamp() * 1000)
@@ -283,7 +286,7 @@ def cmd_webhooks_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from .devserver import run_dev
+    from orchestrator.cli.devserver import run_dev
 
     return run_dev(port=args.port, data_dir=Path(args.data_dir))
 

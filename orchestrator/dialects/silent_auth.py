@@ -8,13 +8,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from . import constants
-from .domain import errors, policy, transition
-from .domain.events import DeviceResult
-from .domain.models import Channel, Status, StepStatus, Verification
-from .services import Services
-from .timefmt import utcnow
-from .web import SERVICES
+from orchestrator import constants
+from orchestrator.domain import errors, policy, transition
+from orchestrator.domain.events import DeviceResult
+from orchestrator.domain.models import Channel, Status, StepStatus, Verification
+from orchestrator.http.keys import SERVICES
+from orchestrator.services import Services
+from orchestrator.timefmt import utcnow
 
 __all__ = ["setup_routes"]
 

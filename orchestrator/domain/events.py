@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .models import Step
+from orchestrator.domain.models import Step
 
 __all__ = [
     "Approve",

@@ -7,9 +7,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from . import errors, policy
-from .effects import CancelTimeout, Effect, Emit, ReleaseDestinations, ScheduleTimeout, SendStep
-from .events import (
+from orchestrator.domain import errors, policy
+from orchestrator.domain.effects import (
+    CancelTimeout,
+    Effect,
+    Emit,
+    ReleaseDestinations,
+    ScheduleTimeout,
+    SendStep,
+)
+from orchestrator.domain.events import (
     WHOLE_VERIFICATION,
     Approve,
     Cancel,
@@ -22,7 +29,7 @@ from .events import (
     SilentCheck,
     StepTimedOut,
 )
-from .models import Channel, Status, StepStatus, Verification
+from orchestrator.domain.models import Channel, Status, StepStatus, Verification
 
 __all__ = ["CodeTools", "Refused", "Transition", "begin", "transition"]
 

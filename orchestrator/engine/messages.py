@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 import phonenumbers
 
-from .phone import region_of_number
+from orchestrator.phone import region_of_number
 
 __all__ = [
     "RenderedMessage",
@@ -23,7 +23,7 @@ __all__ = [
     "supported_locales",
 ]
 
-_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "config" / "templates"
+_TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "config" / "templates"
 _FALLBACK_LOCALE = "en-us"
 _CHANNELS = frozenset({"sms", "whatsapp", "voice", "email"})
 _TEXT_KEYS = ("sms", "whatsapp", "voice", "email_subject", "email_body")

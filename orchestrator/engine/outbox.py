@@ -8,8 +8,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import constants
-from .luascripts import registered
+from orchestrator import constants
+from orchestrator.engine.luascripts import registered
 
 __all__ = ["OUTBOX_TTL", "append", "destination_key", "list_messages", "read_message"]
 

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import constants, jobs
-from .domain import errors
-from .domain.effects import (
+from orchestrator import constants
+from orchestrator.domain import errors
+from orchestrator.domain.effects import (
     CancelTimeout,
     Effect,
     Emit,
@@ -27,9 +27,10 @@ from .domain.effects import (
     ScheduleTimeout,
     SendStep,
 )
-from .domain.models import Status, Verification
-from .domain.transition import Refused, Transition
-from .luascripts import registered
+from orchestrator.domain.models import Status, Verification
+from orchestrator.domain.transition import Refused, Transition
+from orchestrator.engine import jobs
+from orchestrator.engine.luascripts import registered
 
 __all__ = ["CommitGuard", "Store", "WebhookRenderer", "message_id", "split_stored"]
 

@@ -16,9 +16,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from . import constants, jobs
-from .apps import get_app
-from .timefmt import iso_ms
+from orchestrator import constants
+from orchestrator.engine import jobs
+from orchestrator.tenants.apps import get_app
+from orchestrator.timefmt import iso_ms
 
 __all__ = ["Replayed", "list_failed", "replay", "replay_all"]
 

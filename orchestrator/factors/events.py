@@ -8,7 +8,7 @@ denied or expired, a factor verified) it is the same call as the record's compar
 all. That job fans the message out to every
 subscribed, enabled webhook of the service, which are then POSTed form-encoded and signed with
 the account's auth token (X-Twilio-Signature), exactly like the verification events
-(orchestrator/twilio_webhooks.py, workers/webhooks.py).
+(orchestrator/dialects/twilio/webhook_events.py, workers/webhooks.py).
 
 Message ids are derived from the resource and the event (`evt_<sid>_<event>`), so emitting the
 same event twice cannot deliver it twice. No subscriber, no message.
@@ -23,11 +23,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .. import constants, jobs, twilio_webhooks
-from ..dialects.twilio import tw_date
-from ..luascripts import registered
-from ..store import WEBHOOK_TTL_MS
-from .models import Challenge, Factor
+from orchestrator import constants
+from orchestrator.dialects.twilio import webhook_events as twilio_webhooks
+from orchestrator.dialects.twilio.wire import tw_date
+from orchestrator.engine import jobs
+from orchestrator.engine.luascripts import registered
+from orchestrator.engine.store import WEBHOOK_TTL_MS
+from orchestrator.factors.models import Challenge, Factor
 
 __all__ = [
     "CHALLENGE_EVENTS",

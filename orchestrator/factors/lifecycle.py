@@ -16,11 +16,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .. import constants, jobs
-from ..timefmt import iso_ms, utcnow
-from . import events
-from .models import Challenge
-from .store import FactorStore, StaleWrite
+from orchestrator import constants
+from orchestrator.engine import jobs
+from orchestrator.factors import events
+from orchestrator.factors.models import Challenge
+from orchestrator.factors.store import FactorStore, StaleWrite
+from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = [
     "MAX_CAS_RETRIES",

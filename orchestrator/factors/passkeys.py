@@ -37,8 +37,8 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from ..dialects.twilio_forms import Form, invalid
-from .models import Factor
+from orchestrator.dialects.twilio.forms import Form, invalid
+from orchestrator.factors.models import Factor
 
 __all__ = [
     "ATTACHMENTS",

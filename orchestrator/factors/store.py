@@ -12,9 +12,9 @@ from typing import TypeVar
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from .. import constants
-from .events import EMIT_LUA, PendingEvent
-from .models import Challenge, Entity, Factor, Record
+from orchestrator import constants
+from orchestrator.factors.events import EMIT_LUA, PendingEvent
+from orchestrator.factors.models import Challenge, Entity, Factor, Record
 
 __all__ = ["FactorStore", "StaleWrite"]
 

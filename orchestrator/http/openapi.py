@@ -14,9 +14,9 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from . import __version__
-from .dialects import twilio_schema as ts
-from .dialects import vonage_schema as vs
+from orchestrator import __version__
+from orchestrator.dialects.twilio import schema as ts
+from orchestrator.dialects.vonage import schema as vs
 
 __all__ = ["document", "handler"]
 

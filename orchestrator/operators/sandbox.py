@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 
 from redis.asyncio import Redis
 
-from .. import constants
-from ..phone import is_sandbox_number
-from .base import DeviceOutcome, Operator
+from orchestrator import constants
+from orchestrator.operators.base import DeviceOutcome, Operator
+from orchestrator.phone import is_sandbox_number
 
 __all__ = ["OperatorTable", "SandboxOperator"]
 

@@ -6,10 +6,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from . import outbox
-from .auth import authenticate_account
-from .domain import errors
-from .web import SERVICES
+from orchestrator.domain import errors
+from orchestrator.engine import outbox
+from orchestrator.http.keys import SERVICES
+from orchestrator.security.auth import authenticate_account
 
 __all__ = ["DEVICE_IP_HEADER", "setup_routes"]
 

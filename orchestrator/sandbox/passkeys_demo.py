@@ -19,19 +19,20 @@ from typing import Any
 
 from aiohttp import web
 
-from . import constants
-from .api_passkeys import (
+from orchestrator import constants
+from orchestrator.dialects.twilio.context import base_url
+from orchestrator.dialects.twilio.passkeys import (
     Operation,
     approve_challenge,
     create_challenge,
     create_factor,
     verify_factor,
 )
-from .api_twilio import base_url
-from .dialects.twilio import TwilioError, error_body, error_for
-from .domain import errors
-from .verify_services import Service
-from .web import SERVICES, read_json
+from orchestrator.dialects.twilio.wire import TwilioError, error_body, error_for
+from orchestrator.domain import errors
+from orchestrator.http.body import read_json
+from orchestrator.http.keys import SERVICES
+from orchestrator.tenants.verify_services import Service
 
 __all__ = ["setup_routes"]
 

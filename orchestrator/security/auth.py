@@ -16,9 +16,9 @@ from jwt.algorithms import RSAAlgorithm
 from jwt.utils import base64url_decode
 from redis.asyncio import Redis
 
-from . import constants
-from .accounts import resolve_basic
-from .apps import Application, get_app_by_api_key_cached, get_app_cached
+from orchestrator import constants
+from orchestrator.tenants.accounts import resolve_basic
+from orchestrator.tenants.apps import Application, get_app_by_api_key_cached, get_app_cached
 
 __all__ = ["AuthError", "Principal", "authenticate", "authenticate_account", "basic_credentials"]
 

@@ -40,12 +40,12 @@ from dataclasses import dataclass
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 from redis.asyncio import Redis
 
-from . import constants, metrics
-from .domain import errors
-from .domain.models import Channel, Verification
-from .luascripts import registered
-from .phone import is_sandbox_number
-from .settings import Settings
+from orchestrator import constants, metrics
+from orchestrator.domain import errors
+from orchestrator.domain.models import Channel, Verification
+from orchestrator.engine.luascripts import registered
+from orchestrator.phone import is_sandbox_number
+from orchestrator.settings import Settings
 
 __all__ = [
     "FraudPolicy",

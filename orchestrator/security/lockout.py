@@ -33,13 +33,13 @@ import jwt
 from aiohttp import web
 from redis.asyncio import Redis
 
-from . import constants, metrics
-from .auth import AuthError
-from .dialects.twilio import TwilioError
-from .domain import errors
-from .luascripts import registered
-from .settings import Settings
-from .web import SERVICES
+from orchestrator import constants, metrics
+from orchestrator.dialects.twilio.wire import TwilioError
+from orchestrator.domain import errors
+from orchestrator.engine.luascripts import registered
+from orchestrator.http.keys import SERVICES
+from orchestrator.security.auth import AuthError
+from orchestrator.settings import Settings
 
 __all__ = ["BlockWatch", "middleware", "record_failure", "setup", "throttled_for"]
 

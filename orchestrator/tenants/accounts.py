@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
-from . import constants
-from .apps import hash_secret
+from orchestrator import constants
+from orchestrator.tenants.apps import hash_secret
 
 __all__ = [
     "Account",

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
-from . import constants
-from .luascripts import registered
+from orchestrator import constants
+from orchestrator.engine.luascripts import registered
 
 __all__ = [
     "APP_CACHE_MAX_AGE_S",

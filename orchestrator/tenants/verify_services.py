@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from . import constants
+from orchestrator import constants
 
 __all__ = ["Service", "delete_service", "get_service", "list_services", "save_service"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 import requests
 
-from orchestrator.outbox import read_message
+from orchestrator.engine.outbox import read_message
 from tests.support.client import TestApp, VonageApi, create_app
 from tests.support.processes import Stack, build_stack, free_port, started, wait_until
 

@@ -35,12 +35,7 @@ from twilio.request_validator import RequestValidator
 from tests.support.processes import Stack, wait_until
 from tests.support.receiver import Delivery, WebhookReceiver
 from tests.support.twilio import Tenant, new_tenant
-from verify_device import (
-    ChallengeExpired,
-    DeviceClient,
-    DeviceError,
-    DeviceKey,
-)
+from verify_device import ChallengeExpired, DeviceClient, DeviceError, DeviceKey
 
 SIGNATURE_FIELDS = "sid,factor_sid,details,hidden_details,expiration_date,date_created,date_updated"
 

@@ -26,7 +26,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from redis.asyncio import Redis
 
-from orchestrator import outbox
+from orchestrator.engine import outbox
 from tests.support.processes import RedisServer, free_port, make_tls_cert
 from tests.support.push import (
     ACCOUNT,

@@ -23,10 +23,10 @@ import standardwebhooks
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from orchestrator import twilio_webhooks
+from orchestrator.dialects.twilio import webhook_events as twilio_webhooks
 from orchestrator.domain.effects import Emit
 from orchestrator.domain.models import Channel, Status, Step, Verification
-from orchestrator.signing import twilio_signature
+from orchestrator.security.signing import twilio_signature
 from tests.support.processes import Stack, never, running_stack, wait_until
 from tests.support.receiver import Delivery, WebhookReceiver
 from tests.support.twilio import Tenant, basic_request, new_account, new_tenant, sdk_client

@@ -19,9 +19,10 @@ import redis
 import requests
 from redis.asyncio import Redis
 
-from orchestrator import authguard, constants
+from orchestrator import constants
+from orchestrator.engine.store import split_stored
+from orchestrator.security import lockout as authguard
 from orchestrator.settings import Settings
-from orchestrator.store import split_stored
 from tests.security.helpers import (
     AUTH_FAIL_IP_LIMIT,
     AUTH_FAIL_LIMIT,

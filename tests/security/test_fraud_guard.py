@@ -17,9 +17,9 @@ import phonenumbers
 import requests
 from redis.asyncio import Redis
 
-from orchestrator import fraud
 from orchestrator.domain import errors
 from orchestrator.domain.models import Channel, Step, Verification
+from orchestrator.security import fraud
 from orchestrator.settings import Settings
 from tests.security.helpers import (
     IP_LIMIT,

@@ -24,8 +24,9 @@ import fakeredis
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from orchestrator import apps, constants
-from orchestrator.netguard import UnsafeURL, check_status_url
+from orchestrator import constants
+from orchestrator.security.netguard import UnsafeURL, check_status_url
+from orchestrator.tenants import apps
 from tests.support.client import TestApp
 from tests.support.processes import CLI, Stack
 from tests.support.receiver import WebhookReceiver

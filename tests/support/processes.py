@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from orchestrator.devredis import find_redis_server
+from orchestrator.cli.devredis import find_redis_server
 
 CLI = [sys.executable, "-m", "orchestrator.cli"]
 

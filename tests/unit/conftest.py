@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from orchestrator.devredis import EmbeddedRedis
+from orchestrator.cli.devredis import EmbeddedRedis
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from orchestrator import auth, constants, outbox
-from orchestrator.apps import (
+from orchestrator import constants
+from orchestrator.dialects.vonage import wire as vonage
+from orchestrator.domain.models import Rules, Step, Verification
+from orchestrator.engine import outbox
+from orchestrator.engine.codes import SecretCodeTools
+from orchestrator.phone import parse_msisdn, parse_number, region_of
+from orchestrator.security import auth
+from orchestrator.tenants.apps import (
     APP_CACHE_MAX_AGE_S,
     create_app,
     disable_status_url,
@@ -37,10 +43,6 @@ from orchestrator.apps import (
     get_app_cached,
     update_app,
 )
-from orchestrator.codes import SecretCodeTools
-from orchestrator.dialects import vonage
-from orchestrator.domain.models import Rules, Step, Verification
-from orchestrator.phone import parse_msisdn, parse_number, region_of
 from workers.worker import WakeableWorker
 
 QUEUE = "arq:queue"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from orchestrator.settings import Settings
-
-from .base import ChannelAdapter
-from .text import EmailChannel, SmsChannel, VoiceChannel, WhatsAppChannel
+from workers.channels.base import ChannelAdapter
+from workers.channels.text import EmailChannel, SmsChannel, VoiceChannel, WhatsAppChannel
 
 __all__ = ["adapter_for", "build_adapters"]
 

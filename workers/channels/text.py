@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import messages
 from orchestrator.domain.models import Step, Verification
-
-from .base import ChannelAdapter, OutboundMessage
+from orchestrator.engine import messages
+from workers.channels.base import ChannelAdapter, OutboundMessage
 
 __all__ = ["EmailChannel", "SmsChannel", "VoiceChannel", "WhatsAppChannel"]
 

@@ -21,8 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from orchestrator.settings import Settings
-
-from .push_base import PushDeliveryError, PushMessage, PushProvider, parse_retry_after
+from workers.providers.push_base import (
+    PushDeliveryError,
+    PushMessage,
+    PushProvider,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     import httpx

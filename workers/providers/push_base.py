@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .base import ProviderError
+from workers.providers.base import ProviderError
 
 __all__ = [
     "PUSH_TYPE",

@@ -18,8 +18,12 @@ import aiohttp
 import jwt
 
 from orchestrator.settings import Settings
-
-from .push_base import PushDeliveryError, PushMessage, PushProvider, parse_retry_after
+from workers.providers.push_base import (
+    PushDeliveryError,
+    PushMessage,
+    PushProvider,
+    parse_retry_after,
+)
 
 __all__ = [
     "FCM_SCOPE",

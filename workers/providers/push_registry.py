@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 
 from orchestrator.settings import Settings
-
-from .push_base import PushDeliveryError, PushMessage, PushProvider
+from workers.providers.push_base import PushDeliveryError, PushMessage, PushProvider
 
 if TYPE_CHECKING:
     import aiohttp
@@ -56,7 +55,7 @@ def build_push_provider(
     if name == "sandbox":
         if not settings.sandbox:
             return None
-        from .push_sandbox import SandboxPushProvider
+        from workers.providers.push_sandbox import SandboxPushProvider
 
         return SandboxPushProvider(redis)
     if name == "fcm":
@@ -69,12 +68,12 @@ def build_push_provider(
 
 
 def _fcm(settings: Settings, session: aiohttp.ClientSession | None) -> PushProvider:
-    from .push_fcm import FcmProvider
+    from workers.providers.push_fcm import FcmProvider
 
     return FcmProvider.from_settings(settings, session)
 
 
 def _apns(settings: Settings) -> PushProvider:
-    from .push_apns import ApnsProvider
+    from workers.providers.push_apns import ApnsProvider
 
     return ApnsProvider.from_settings(settings)

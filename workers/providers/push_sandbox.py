@@ -6,10 +6,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from orchestrator import outbox
+from orchestrator.engine import outbox
 from orchestrator.timefmt import iso_ms, utcnow
-
-from .push_base import PushMessage, PushProvider
+from workers.providers.push_base import PushMessage, PushProvider
 
 __all__ = ["PUSH_CHANNEL", "SandboxPushProvider", "outbox_record"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from orchestrator.settings import Settings
-
-from .base import Provider
+from workers.providers.base import Provider
 
 __all__ = ["build_providers"]
 
@@ -28,11 +27,11 @@ def build_providers(settings: Settings, redis: Redis) -> dict[str, Provider]:
 
 def _make(name: str, settings: Settings, redis: Redis) -> Provider:
     if name == "sandbox":
-        from .sandbox import SandboxProvider
+        from workers.providers.sandbox import SandboxProvider
 
         return SandboxProvider(redis)
     if name == "smtp":
-        from .smtp import SmtpProvider
+        from workers.providers.smtp import SmtpProvider
 
         return SmtpProvider(settings)
     raise ValueError(f"unknown provider {name!r}; known: sandbox, smtp")

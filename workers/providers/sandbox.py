@@ -6,11 +6,10 @@ from dataclasses import asdict
 
 from redis.asyncio import Redis
 
-from orchestrator import outbox
+from orchestrator.engine import outbox
 from orchestrator.timefmt import iso_ms, utcnow
 from workers.channels.base import OutboundMessage
-
-from .base import Provider
+from workers.providers.base import Provider
 
 __all__ = ["SandboxProvider"]
 

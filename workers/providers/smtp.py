@@ -9,8 +9,7 @@ import aiosmtplib
 
 from orchestrator.settings import Settings
 from workers.channels.base import OutboundMessage
-
-from .base import Provider, ProviderError
+from workers.providers.base import Provider, ProviderError
 
 __all__ = ["SmtpProvider"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from multidict import MultiMapping
 
-from ..domain import errors
+from orchestrator.domain import errors
 
 __all__ = ["Form"]
 

@@ -2,7 +2,7 @@
 ApproveChallenge), JSON bodies with snake_case keys, on the Entity/Factor/Challenge store.
 
 The four operations are plain functions of (services, service, body, base URL) so the sandbox demo
-page (`passkeys_demo`) runs exactly the code the API runs. The WebAuthn responses carry no factor
+page (`sandbox/passkeys_demo`) runs exactly the code the API runs. The WebAuthn responses carry no factor
 or challenge SID: both are found through the challenge inside `clientDataJSON`, which this module
 indexes when it issues options (registration: 10 minutes; authentication: 5 minutes).
 """
@@ -15,21 +15,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import web
-
-from . import constants
-from .accounts import new_sid
-from .api_factors import challenge_resource, factor_resource
-from .api_twilio import base_url, service_for
-from .dialects.twilio import TwilioError
-from .factors import events, lifecycle
-from .factors import passkeys as pk
-from .factors.models import Challenge, Entity, Factor
-from .factors.store import FactorStore, StaleWrite
-from .services import Services
-from .timefmt import iso_ms, utcnow
-from .verify_services import Service
-from .web import read_json
+from orchestrator import constants
+from orchestrator.dialects.twilio.factors.common import challenge_resource, factor_resource
+from orchestrator.dialects.twilio.wire import TwilioError
+from orchestrator.factors import events, lifecycle
+from orchestrator.factors import passkeys as pk
+from orchestrator.factors.models import Challenge, Entity, Factor
+from orchestrator.factors.store import FactorStore, StaleWrite
+from orchestrator.services import Services
+from orchestrator.tenants.accounts import new_sid
+from orchestrator.tenants.verify_services import Service
+from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = [
     "Operation",
@@ -38,11 +34,10 @@ __all__ = [
     "create_challenge",
     "create_factor",
     "factor_resource",
-    "setup_routes",
     "verify_factor",
 ]
 
-# the Entities' rule (api_factors): 8-64 letters, digits and dashes, refused with 60306 alike
+# the Entities' rule (factors/common.py): 8-64 letters, digits and dashes, refused with 60306 alike
 _IDENTITY = re.compile(r"[A-Za-z0-9-]{8,64}")
 _FACTOR_SID = re.compile(r"YF[0-9a-fA-F]{32}")
 _MAX_PASSKEYS_PER_ENTITY = 20
@@ -509,32 +504,4 @@ async def approve_challenge(
     return challenge_resource(challenge, base)
 
 
-# ---- routes -------------------------------------------------------------------------------------
-
-
 Operation = Callable[[Services, Service, Any, str], Awaitable[dict[str, Any]]]
-
-
-def _handler(operation: Operation, status: int) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handle(request: web.Request) -> web.Response:
-        services, service = await service_for(request)
-        body = await read_json(request)
-        resource = await operation(services, service, body, base_url(request))
-        return web.json_response(resource, status=status)
-
-    return handle
-
-
-def setup_routes(app: web.Application, *, sandbox: bool = False) -> None:
-    """The Passkeys endpoints; with the sandbox on, also the hosted demo page (`/passkeys/demo`)."""
-    r = app.router
-    r.add_post("/v2/Services/{service_sid}/Passkeys/Factors", _handler(create_factor, 201))
-    r.add_post("/v2/Services/{service_sid}/Passkeys/VerifyFactor", _handler(verify_factor, 200))
-    r.add_post("/v2/Services/{service_sid}/Passkeys/Challenges", _handler(create_challenge, 201))
-    r.add_post(
-        "/v2/Services/{service_sid}/Passkeys/ApproveChallenge", _handler(approve_challenge, 200)
-    )
-    if sandbox:
-        from . import passkeys_demo
-
-        passkeys_demo.setup_routes(app)

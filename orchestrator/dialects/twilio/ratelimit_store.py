@@ -24,9 +24,9 @@ from typing import Literal
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from . import constants
-from .dialects.twilio import TwilioError
-from .dialects.twilio_forms import invalid
+from orchestrator import constants
+from orchestrator.dialects.twilio.forms import invalid
+from orchestrator.dialects.twilio.wire import TwilioError
 
 __all__ = [
     "MAX_BUCKETS",

@@ -7,17 +7,17 @@ from typing import Any
 
 from aiohttp import web
 
-from . import ratelimits
-from .accounts import new_sid
-from .api_twilio import base_url, read_form, service_for
-from .api_twilio_pages import page_response
-from .dialects import twilio as tw
-from .dialects.twilio_forms import invalid
-from .domain import errors
-from .ratelimits import Bucket, RateLimit
-from .services import Services
-from .timefmt import iso_ms, utcnow
-from .verify_services import Service
+from orchestrator.dialects.twilio import ratelimit_store as ratelimits
+from orchestrator.dialects.twilio import wire as tw
+from orchestrator.dialects.twilio.context import base_url, read_form, service_for
+from orchestrator.dialects.twilio.forms import invalid
+from orchestrator.dialects.twilio.pages import page_response
+from orchestrator.dialects.twilio.ratelimit_store import Bucket, RateLimit
+from orchestrator.domain import errors
+from orchestrator.services import Services
+from orchestrator.tenants.accounts import new_sid
+from orchestrator.tenants.verify_services import Service
+from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = ["bucket_resource", "rate_limit_resource", "setup_routes"]
 

@@ -4,7 +4,7 @@ Responses: Service, its list page, Verification, VerificationCheck and the legac
 Every property is required (nullable where the server may send null): Twilio always sends every
 declared property, and the SDKs read them all. Request bodies are form-encoded with PascalCase
 names (some dotted, `Push.IncludeDate`); the models carry them as aliases, and the constraints
-mirror what the handlers accept (orchestrator/api_twilio.py), so a schema-valid form is a form
+mirror what the handlers accept (orchestrator/dialects/twilio/), so a schema-valid form is a form
 the server takes.
 """
 

@@ -1,30 +1,30 @@
-"""Twilio Verify v2 routes: Services, Verifications and VerificationCheck, on the shared engine."""
+"""Twilio Verifications and VerificationCheck: start, fetch, update (approve/cancel), check."""
 
 from __future__ import annotations
 
 import secrets
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
-from . import fraud, messages, metrics, verify_services
-from .accounts import new_sid, resolve_basic
-from .auth import AuthError, basic_credentials
-from .dialects import twilio as tw
-from .dialects.twilio_forms import Form, invalid
-from .domain import errors, transition
-from .domain.events import Approve, Cancel, CodeSubmitted, Resend, SilentCheck
-from .domain.models import Channel, Status, Step, Verification
-from .factors.passkeys import apply_service_params as apply_passkeys_params
-from .lookup import carrier_lookup
-from .phone import number_of, parse_msisdn
-from .services import Services
-from .timefmt import iso_ms, utcnow
-from .verify_services import Service
-from .web import SERVICES
+from orchestrator import metrics
+from orchestrator.dialects.twilio import ratelimit_store as ratelimits
+from orchestrator.dialects.twilio import wire as tw
+from orchestrator.dialects.twilio.context import base_url, read_form, service_for
+from orchestrator.dialects.twilio.forms import Form, invalid
+from orchestrator.dialects.twilio.lookup import carrier_lookup
+from orchestrator.domain import errors, transition
+from orchestrator.domain.events import Approve, Cancel, CodeSubmitted, Resend, SilentCheck
+from orchestrator.domain.models import Channel, Status, Step, Verification
+from orchestrator.engine import messages
+from orchestrator.phone import number_of, parse_msisdn
+from orchestrator.security import fraud
+from orchestrator.services import Services
+from orchestrator.tenants.accounts import new_sid
+from orchestrator.tenants.verify_services import Service
+from orchestrator.timefmt import utcnow
 
-__all__ = ["base_url", "service_for", "setup_routes", "twilio_account"]
+__all__ = ["setup_routes"]
 
 _EMAIL_MAX = 254
 
@@ -35,186 +35,6 @@ def _is_email(value: object) -> bool:
         return False
     local, _, domain = value.partition("@")
     return bool(local and domain) and "@" not in domain and not any(c.isspace() for c in value)
-
-
-def base_url(request: web.Request) -> str:
-    """Absolute URLs in resources point at whoever the client called (SDK pagination needs it)."""
-    return f"{request.scheme}://{request.host}"
-
-
-async def twilio_account(request: web.Request) -> tuple[Services, str]:
-    services = request.app[SERVICES]
-    try:
-        user, password = basic_credentials(request.headers.get("Authorization"))
-    except AuthError:
-        raise tw.TwilioError(401, 20003, "Authenticate") from None
-    account = await resolve_basic(services.redis, user, password)
-    if account is None:
-        raise tw.TwilioError(401, 20003, "Authenticate")
-    return services, account.sid
-
-
-async def service_for(request: web.Request) -> tuple[Services, Service]:
-    services, account = await twilio_account(request)
-    sid = request.match_info["service_sid"]
-    service = await verify_services.get_service(services.redis, account, sid)
-    if service is None:
-        raise errors.NotFound(sid)
-    return services, service
-
-
-async def read_form(request: web.Request) -> Form:
-    """The request's form; an undecodable one is the caller's 400 (20001 invalid body)."""
-    try:
-        return Form(await request.post())
-    except (ValueError, LookupError):
-        # undecodable bytes, an unknown charset or a broken multipart body: the caller's 400
-        raise invalid("body") from None
-
-
-# ---- Services -----------------------------------------------------------------------------------
-
-
-def _apply_service_params(service: Service, form: Form) -> None:
-    name = form.text("FriendlyName", max_len=32)
-    if name is not None:
-        service.friendly_name = name
-    code_length = form.integer("CodeLength", 4, 10)
-    if code_length is not None:
-        service.code_length = code_length
-    for param, attr in [
-        ("LookupEnabled", "lookup_enabled"),
-        ("SkipSmsToLandlines", "skip_sms_to_landlines"),
-        ("DtmfInputRequired", "dtmf_input_required"),
-        ("Psd2Enabled", "psd2_enabled"),
-        ("DoNotShareWarningEnabled", "do_not_share_warning_enabled"),
-        ("CustomCodeEnabled", "custom_code_enabled"),
-        ("VerifyEventSubscriptionEnabled", "verify_event_subscription_enabled"),
-    ]:
-        value = form.boolean(param)
-        if value is not None:
-            setattr(service, attr, value)
-    tts = form.text("TtsName", max_len=64)
-    if tts is not None:
-        service.tts_name = tts
-    template = form.text("DefaultTemplateSid", pattern=r"HJ[0-9a-fA-F]{32}")
-    if template is not None:
-        service.default_template_sid = template
-    include_date = form.boolean("Push.IncludeDate")
-    if include_date is not None:
-        service.push["include_date"] = include_date
-    for param, key in [
-        ("Push.ApnCredentialSid", "apn_credential_sid"),
-        ("Push.FcmCredentialSid", "fcm_credential_sid"),
-    ]:
-        credential = form.text(param, pattern=r"CR[0-9a-fA-F]{32}")
-        if credential is not None:
-            service.push[key] = credential
-    issuer = form.text("Totp.Issuer", max_len=64)
-    if issuer is not None:
-        service.totp["issuer"] = issuer
-    for param, key, lo, hi in [
-        ("Totp.TimeStep", "time_step", 20, 60),
-        ("Totp.CodeLength", "code_length", 3, 8),
-        ("Totp.Skew", "skew", 0, 2),
-    ]:
-        number = form.integer(param, lo, hi)
-        if number is not None:
-            service.totp[key] = number
-    msg_service = form.text("Whatsapp.MsgServiceSid", pattern=r"MG[0-9a-fA-F]{32}")
-    if msg_service is not None:
-        service.whatsapp["msg_service_sid"] = msg_service
-    wa_from = form.text("Whatsapp.From", max_len=64)
-    if wa_from is not None:
-        service.whatsapp["from"] = wa_from
-    apply_passkeys_params(service.passkeys, form)
-
-
-async def create_service(request: web.Request) -> web.Response:
-    services, account = await twilio_account(request)
-    form = await read_form(request)
-    form.text("FriendlyName", required=True, max_len=32)
-    now = utcnow()
-    service = Service(
-        sid=new_sid("VA"),
-        account_sid=account,
-        friendly_name="",
-        date_created=iso_ms(now),
-        date_updated=iso_ms(now),
-    )
-    _apply_service_params(service, form)
-    await verify_services.save_service(services.redis, service, int(now.timestamp() * 1000))
-    return web.json_response(tw.service_resource(service, base_url(request)), status=201)
-
-
-async def fetch_service(request: web.Request) -> web.Response:
-    _, service = await service_for(request)
-    return web.json_response(tw.service_resource(service, base_url(request)))
-
-
-async def update_service(request: web.Request) -> web.Response:
-    services, service = await service_for(request)
-    form = await read_form(request)
-    _apply_service_params(service, form)
-    service.date_updated = iso_ms(utcnow())
-    await verify_services.save_service(services.redis, service)
-    return web.json_response(tw.service_resource(service, base_url(request)))
-
-
-async def delete_service(request: web.Request) -> web.Response:
-    services, service = await service_for(request)
-    await verify_services.delete_service(services.redis, service)
-    # what hangs off the service goes with it (pending verifications expire by themselves)
-    from . import ratelimits, twilio_webhooks
-
-    rate_limits, _ = await ratelimits.list_rate_limits(services.redis, service.sid, 0, 10**6)
-    for rate_limit in rate_limits:
-        await ratelimits.delete_rate_limit(services.redis, rate_limit)
-    for hook in await twilio_webhooks.service_webhooks(services.redis, service.sid):
-        await twilio_webhooks.delete_webhook(services.redis, hook)
-    return web.Response(status=204)
-
-
-def page_params(request: web.Request) -> tuple[int, int]:
-    form = Form(request.query)
-    size = form.integer("PageSize", 1, 1000) or 50
-    page = form.integer("Page", 0, 10**6) or 0
-    return page, size
-
-
-def page_body(
-    request: web.Request, key: str, items: list[dict[str, Any]], page: int, size: int, total: int
-) -> dict[str, Any]:
-    """A Twilio list page: absolute URLs built from the request, as the SDK follows them verbatim."""
-    url = f"{base_url(request)}{request.path}"
-
-    def page_url(n: int) -> str:
-        return f"{url}?{urlencode({'PageSize': size, 'Page': n})}"
-
-    has_next = (page + 1) * size < total
-    return {
-        key: items,
-        "meta": {
-            "page": page,
-            "page_size": size,
-            "first_page_url": page_url(0),
-            "previous_page_url": page_url(page - 1) if page > 0 else None,
-            "next_page_url": page_url(page + 1) if has_next else None,
-            "url": page_url(page),
-            "key": key,
-        },
-    }
-
-
-async def list_services(request: web.Request) -> web.Response:
-    services, account = await twilio_account(request)
-    page, size = page_params(request)
-    found, total = await verify_services.list_services(services.redis, account, page * size, size)
-    items = [tw.service_resource(s, base_url(request)) for s in found]
-    return web.json_response(page_body(request, "services", items, page, size, total))
-
-
-# ---- Verifications ------------------------------------------------------------------------------
 
 
 def _destination(form: Form, channel: str, sandbox: bool) -> str:
@@ -317,8 +137,6 @@ async def create_verification(request: web.Request) -> web.Response:
         if service.do_not_share_warning_enabled:
             step.options["do_not_share_warning"] = True
     if rate_limits:
-        from . import ratelimits
-
         await ratelimits.consume(
             services.redis, service.sid, {k: str(v) for k, v in rate_limits.items()}
         )
@@ -462,11 +280,6 @@ async def create_check(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get("/v2/Services", list_services)
-    r.add_post("/v2/Services", create_service)
-    r.add_get("/v2/Services/{service_sid}", fetch_service)
-    r.add_post("/v2/Services/{service_sid}", update_service)
-    r.add_delete("/v2/Services/{service_sid}", delete_service)
     r.add_post("/v2/Services/{service_sid}/Verifications", create_verification)
     r.add_get("/v2/Services/{service_sid}/Verifications/{sid}", fetch_verification)
     r.add_post("/v2/Services/{service_sid}/Verifications/{sid}", update_verification)

@@ -16,11 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from . import constants, jobs
-from .dialects import twilio as tw
-from .domain.effects import Emit
-from .domain.models import Verification
-from .store import WEBHOOK_TTL_MS, message_id
+from orchestrator import constants
+from orchestrator.dialects.twilio import wire as tw
+from orchestrator.domain.effects import Emit
+from orchestrator.domain.models import Verification
+from orchestrator.engine import jobs
+from orchestrator.engine.store import WEBHOOK_TTL_MS, message_id
 
 __all__ = [
     "EVENT_TYPES",

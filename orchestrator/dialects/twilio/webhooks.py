@@ -6,16 +6,16 @@ from functools import partial
 
 from aiohttp import web
 
-from . import twilio_webhooks
-from .accounts import new_sid
-from .api_twilio import base_url, read_form, service_for
-from .api_twilio_pages import page_response
-from .dialects.twilio_forms import Form, invalid
-from .domain import errors
-from .netguard import UnsafeURL, check_status_url
-from .services import Services
-from .timefmt import iso_ms, utcnow
-from .twilio_webhooks import Webhook, webhook_resource
+from orchestrator.dialects.twilio import webhook_events as twilio_webhooks
+from orchestrator.dialects.twilio.context import base_url, read_form, service_for
+from orchestrator.dialects.twilio.forms import Form, invalid
+from orchestrator.dialects.twilio.pages import page_response
+from orchestrator.dialects.twilio.webhook_events import Webhook, webhook_resource
+from orchestrator.domain import errors
+from orchestrator.security.netguard import UnsafeURL, check_status_url
+from orchestrator.services import Services
+from orchestrator.tenants.accounts import new_sid
+from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = ["setup_routes"]
 

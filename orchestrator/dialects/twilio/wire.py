@@ -6,9 +6,9 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from ..domain import errors
-from ..domain.models import Channel, Rules, Status, Verification
-from ..verify_services import Service
+from orchestrator.domain import errors
+from orchestrator.domain.models import Channel, Rules, Status, Verification
+from orchestrator.tenants.verify_services import Service
 
 __all__ = [
     "CHANNELS",

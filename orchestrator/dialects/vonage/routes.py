@@ -7,16 +7,18 @@ import re
 from aiohttp import web
 from pydantic import ValidationError
 
-from . import fraud, metrics
-from .auth import Principal, authenticate
-from .dialects import vonage
-from .dialects.vonage_schema import CheckRequest
-from .domain import errors, transition
-from .domain.events import Cancel, CodeSubmitted, NextWorkflow
-from .domain.models import Channel
-from .services import Services
-from .timefmt import utcnow
-from .web import SERVICES, read_json
+from orchestrator import metrics
+from orchestrator.dialects.vonage import wire as vonage
+from orchestrator.dialects.vonage.schema import CheckRequest
+from orchestrator.domain import errors, transition
+from orchestrator.domain.events import Cancel, CodeSubmitted, NextWorkflow
+from orchestrator.domain.models import Channel
+from orchestrator.http.body import read_json
+from orchestrator.http.keys import SERVICES
+from orchestrator.security import fraud
+from orchestrator.security.auth import Principal, authenticate
+from orchestrator.services import Services
+from orchestrator.timefmt import utcnow
 
 __all__ = ["setup_routes"]
 

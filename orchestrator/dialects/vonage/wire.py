@@ -9,13 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import messages
-from ..domain import errors, policy
-from ..domain.effects import Emit
-from ..domain.models import Channel, Step, Verification
-from ..phone import Msisdn, parse_number
-from ..timefmt import iso_ms
-from .vonage_schema import VerifyRequest
+from orchestrator.dialects.vonage.schema import VerifyRequest
+from orchestrator.domain import errors, policy
+from orchestrator.domain.effects import Emit
+from orchestrator.domain.models import Channel, Step, Verification
+from orchestrator.engine import messages
+from orchestrator.phone import Msisdn, parse_number
+from orchestrator.timefmt import iso_ms
 
 __all__ = [
     "ERROR_BASE",

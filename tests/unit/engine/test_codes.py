@@ -9,7 +9,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
 
-from orchestrator.codes import SecretCodeTools
+from orchestrator.engine.codes import SecretCodeTools
 
 KEY = b"k" * 32
 

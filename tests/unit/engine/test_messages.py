@@ -9,8 +9,8 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
-from orchestrator import messages
-from orchestrator.messages import (
+from orchestrator.engine import messages
+from orchestrator.engine.messages import (
     RenderedMessage,
     default_locale_for_region,
     normalize_locale,
@@ -19,7 +19,7 @@ from orchestrator.messages import (
 )
 from orchestrator.phone import number_of, region_of_number
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "config" / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "config" / "templates"
 KEYS = {
     *("name", "sms", "whatsapp", "voice", "email_subject", "email_body"),
     *("voice_dtmf", "psd2", "do_not_share"),
@@ -448,7 +448,7 @@ def test_render_rejects_a_bad_dtmf_digit(digit: str) -> None:
 def test_loading_validates_the_new_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str, match: str
 ) -> None:
-    from orchestrator import messages
+    from orchestrator.engine import messages
 
     source = (TEMPLATES_DIR / "en-us.toml").read_text("utf-8")
     lines = [

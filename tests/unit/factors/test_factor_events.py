@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from orchestrator import constants, jobs, twilio_webhooks
+from orchestrator import constants
+from orchestrator.dialects.twilio import webhook_events as twilio_webhooks
+from orchestrator.engine import jobs
 from orchestrator.factors import events
 from orchestrator.factors.models import Challenge, Factor
 from orchestrator.factors.store import FactorStore, StaleWrite

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from orchestrator.api_factors import challenge_resource
+from orchestrator.dialects.twilio.factors.common import challenge_resource
 from orchestrator.factors import push
 from orchestrator.factors.models import Challenge
 from verify_device import DeviceKey

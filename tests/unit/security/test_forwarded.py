@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.forwarded import TrustedProxies
+from orchestrator.security.forwarded import TrustedProxies
 
 PROXIES = TrustedProxies("10.0.0.0/8, 127.0.0.1 ,fd00::/8")
 

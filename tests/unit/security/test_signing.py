@@ -13,9 +13,9 @@ import jwt
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from orchestrator.netguard import is_forbidden_address
 from orchestrator.phone import parse_msisdn
-from orchestrator.signing import (
+from orchestrator.security.netguard import is_forbidden_address
+from orchestrator.security.signing import (
     standard_webhook_headers,
     standard_webhook_signature,
     vonage_authorization,

@@ -20,7 +20,7 @@ from arq.utils import timestamp_ms
 from arq.worker import Function, Retry, RetryJob, func
 from redis.asyncio import Redis
 
-from orchestrator import jobs
+from orchestrator.engine import jobs
 from workers.jobrun import ClaimedJob, EndWriter, JobEnd
 from workers.worker import WakeableWorker
 

@@ -1,0 +1,1 @@
+"""The `verify-orchestrator` command: serve, worker, dev and the admin subcommands."""

@@ -1,0 +1,1 @@
+"""Twilio Verify's Entities, Factors, Challenges, Notifications and Access Tokens routes."""

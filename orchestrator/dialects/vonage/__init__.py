@@ -1,0 +1,1 @@
+"""The Vonage Verify v2 dialect, whole: request schemas, wire mapping and routes."""

@@ -1,0 +1,1 @@
+"""What only the sandbox serves: the outbox API and the passkeys demo page."""

@@ -1,0 +1,1 @@
+"""Tenants and their settings: Twilio accounts and services, Vonage applications."""
