@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
-from tests.unit.domain.test_transition import FakeTools
 
 from orchestrator import constants
 from orchestrator.domain import transition
 from orchestrator.domain.events import CodeSubmitted
 from orchestrator.domain.models import Channel, Status, Step, Verification
 from orchestrator.engine.store import Store, split_stored
+from tests.unit.domain.test_transition import FakeTools
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 RID = "6a1f3c2e-0b7d-4d59-9a43-1c2b3d4e5f60"
