@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ForgedReceipt", "Receipt", "ReceiptStatus"]
+__all__ = ["BadReceipt", "ForgedReceipt", "Receipt", "ReceiptRequest", "ReceiptStatus"]
 
 # a vendor's many words for a message's fate, folded to what the workflow acts on:
 # "sent" (handed to the network), "delivered" (the handset has it), "failed" (it never will)
@@ -24,3 +25,22 @@ class Receipt:
 
 class ForgedReceipt(Exception):
     """The request does not carry the vendor's valid signature: answer 4xx, change nothing."""
+
+
+class BadReceipt(ValueError):
+    """Signed correctly but not a body the vendor sends: answer 400, change nothing."""
+
+
+@dataclass(frozen=True)
+class ReceiptRequest:
+    """An HTTP request a vendor made to `{public_url}/providers/{name}/...`, framework-free.
+
+    `url` is the full URL as the vendor called it (public_url + path + query string), which is
+    what Twilio signs; `headers` has lower-cased names; `query` the decoded query string.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes

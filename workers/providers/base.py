@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
+
+from orchestrator.delivery.receipts import Receipt
 from workers.channels.base import OutboundMessage
 
-__all__ = ["Accepted", "Provider", "ProviderError"]
+__all__ = ["Accepted", "Provider", "ProviderContext", "ProviderError"]
 
 
 @dataclass(frozen=True)
@@ -17,12 +21,37 @@ class Accepted:
     provider_id: str
 
 
+@dataclass(frozen=True)
+class ProviderContext:
+    """What the worker lends every configured provider.
+
+    `status_url(name)` is where the vendor posts receipts (`{public_url}/providers/{name}/status`);
+    `gather_url(name, token)` where a voice call's keypad answer goes; `seal` encrypts what such a
+    URL carries (the web process opens it with the same key); `on_receipt(name, receipt)` is how an
+    in-band receipt (SMPP deliver_sm) reaches the workflow.
+    """
+
+    http: aiohttp.ClientSession
+    public_url: str
+    seal: Callable[[str], str]
+    on_receipt: Callable[[str, Receipt], Awaitable[None]]
+
+    def status_url(self, name: str) -> str:
+        return f"{self.public_url.rstrip('/')}/providers/{name}/status"
+
+    def gather_url(self, name: str, token: str) -> str:
+        return f"{self.public_url.rstrip('/')}/providers/{name}/gather?t={token}"
+
+
 class ProviderError(Exception):
     """The provider refused or could not take the message; the step fails over."""
 
 
 class Provider(ABC):
     name: str
+    # True: sending one message id twice delivers it once (the sandbox outbox checks the id);
+    # the dispatcher then writes no send claims for it, saving two Redis round trips a send
+    dedupes_by_message_id: bool = False
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Accepted | None:
