@@ -23,6 +23,7 @@ class Plan:
     webhooks_n: int  # webhook messages enqueued at once for the delivery-throughput phase
     pending_levels: tuple[int, ...]  # pending verifications in Redis for the start-latency runs
     pending_n: int  # sequential starts timed at each level (and against the floor)
+    provider_sends_n: int  # SMS sent through the sandbox and the SMPP provider (window 10)
 
 
 QUICK = Plan(
@@ -40,6 +41,7 @@ QUICK = Plan(
     webhooks_n=2000,
     pending_levels=(1_000, 100_000),
     pending_n=200,
+    provider_sends_n=2000,
 )
 DEFAULT = Plan(
     name="default",
@@ -56,4 +58,5 @@ DEFAULT = Plan(
     webhooks_n=10_000,
     pending_levels=(1_000, 100_000, 1_000_000),
     pending_n=1000,
+    provider_sends_n=10_000,
 )

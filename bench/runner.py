@@ -16,6 +16,7 @@ import aiohttp
 from .client import VerifyClient, basic_header
 from .config import Plan
 from .cpu import CpuMeter
+from .delivery import provider_sends
 from .flows import silent_auth_flow, webhook_throughput
 from .latency import start_to_outbox
 from .memory import memory_per_pending
@@ -147,6 +148,9 @@ async def run(
                 ),
             )  # fmt: skip
             await _phase(phases, "jwt", lambda: jwt_phase(ctx))
+            await _phase(
+                phases, "providers", lambda: provider_sends(stack.redis, plan.provider_sends_n)
+            )
             if profile:
                 await _phase(phases, "profile", lambda: profile_phase(ctx, results_dir))
         finally:

@@ -34,12 +34,15 @@ __all__ = [
     "PASSKEY_CHALLENGE_PREFIX",
     "PASSKEY_CREDENTIAL_PREFIX",
     "PASSKEY_REGISTRATION_PREFIX",
+    "PROVIDER_MESSAGE_PREFIX",
+    "PROVIDER_RECEIPT_PREFIX",
     "RATE_LIMIT_BUCKETS_PREFIX",
     "RATE_LIMIT_NAMES_PREFIX",
     "RATE_LIMIT_PREFIX",
     "RATE_WINDOW_PREFIX",
     "SANDBOX_OP_CODE_PREFIX",
     "SA_SESSION_PREFIX",
+    "SEND_CLAIM_PREFIX",
     "SERVER_KEY",
     "SERVICE_PREFIX",
     "SERVICE_RATE_LIMITS_PREFIX",
@@ -53,6 +56,14 @@ __all__ = [
 ]
 
 PREFIX = "vo:"
+# hash per outbound message id ("<request id>:<step>"): provider name -> "sending" | "failed" |
+# "ok:<vendor id>"; a provider is used at most once per message, even across a crashed worker
+SEND_CLAIM_PREFIX = PREFIX + "send:"
+# hash: "<provider>:<vendor message id>" -> {rid, step, channel, country, sent_ms, seen:<status>},
+# so a delivery receipt finds the step it speaks of (and each status is counted once)
+PROVIDER_MESSAGE_PREFIX = PREFIX + "pmsg:"
+# string: a receipt that came before its vendor id was mapped (SMPP answers that fast)
+PROVIDER_RECEIPT_PREFIX = PREFIX + "prcpt:"
 # hash: application record (keys, secrets, status URL)
 APP_PREFIX = PREFIX + "app:"
 # hash: account (AC…) with its auth token

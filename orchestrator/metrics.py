@@ -24,6 +24,8 @@ from orchestrator.domain.models import Verification
 __all__ = [
     "AUTH_THROTTLED",
     "COMPLETED",
+    "DELIVERIES",
+    "DELIVERY_LATENCY",
     "FRAUD_BLOCKS",
     "FRAUD_BYPASSES",
     "HTTP_LATENCY",
@@ -78,6 +80,19 @@ SENDS = Counter(
     "verify_sends",
     "Step sends attempted by the worker, by channel, provider and outcome (sent, failed)",
     ["channel", "provider", "outcome"],
+)
+# from providers' delivery receipts; country is the ISO region of the number ("ZZ" unknown)
+DELIVERIES = Counter(
+    "verify_deliveries",
+    "Messages by the fate their provider's receipts report (sent, delivered, failed), once per "
+    "message and status",
+    ["channel", "provider", "country", "status"],
+)
+DELIVERY_LATENCY = Histogram(
+    "verify_delivery_latency_seconds",
+    "From the provider accepting a message to its receipt saying delivered",
+    ["channel", "provider"],
+    buckets=(0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300),
 )
 WEBHOOK_ATTEMPTS = Counter(
     "verify_webhook_attempts",

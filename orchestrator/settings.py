@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,8 +15,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["CONFIG_DIR", "ChannelName", "Settings"]
+__all__ = ["CONFIG_DIR", "PROVIDER_ENV_PREFIX", "ChannelName", "Settings"]
 
+PROVIDER_ENV_PREFIX = "VERIFY_PROVIDER_"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 ChannelName = Literal["silent_auth", "sms", "whatsapp", "voice", "email"]
@@ -110,6 +112,12 @@ class Settings(BaseSettings):
     auth_fail_window_seconds: int = Field(default=300, ge=1)
     # the worker's own Prometheus endpoint (the web process serves GET /metrics)
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # ---- delivery (orchestrator/delivery/providers_file.py) ----
+    # the TOML file of named providers and per-channel routes; relative to the working directory.
+    # Unset: each channel keeps its `channel_providers` provider (sandbox, smtp)
+    providers_file: Path | None = None
+    # how long a vendor's id stays mapped to the step it delivered (for its delivery receipts)
+    receipt_window_seconds: int = Field(default=86400, ge=60)
 
     @classmethod
     def settings_customise_sources(
@@ -126,6 +134,10 @@ class Settings(BaseSettings):
             file_secret_settings,
             TomlConfigSettingsSource(settings_cls),
         )
+
+    def provider_environment(self) -> dict[str, str]:
+        """`VERIFY_PROVIDER_<NAME>_<KEY>` variables: providers' secrets kept out of the file."""
+        return {k: v for k, v in os.environ.items() if k.startswith(PROVIDER_ENV_PREFIX)}
 
     def resolve_path(self, path: Path) -> Path:
         """Relative config paths are relative to the repository root, not the working directory."""

@@ -17,10 +17,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator import constants
-from orchestrator.engine import jobs
+from orchestrator.delivery.providers_file import Delivery, delivery_for
+from orchestrator.delivery.receipts import Receipt
+from orchestrator.engine import jobs, receipts
 from orchestrator.services import build_services
 from orchestrator.settings import Settings
 from workers.channels.registry import build_adapters
+from workers.dispatch import Breakers
+from workers.providers.base import ProviderContext
 from workers.providers.registry import build_providers
 from workers.tasks import (
     WorkerState,
@@ -63,17 +67,37 @@ async def _startup(ctx: dict[str, Any]) -> None:
         from orchestrator.metrics import serve_worker_metrics
 
         serve_worker_metrics(settings.worker_metrics_port)
+    delivery: Delivery = ctx["delivery"]
     services = await build_services(settings)
     connector = aiohttp.TCPConnector(
         resolver=GuardedResolver(settings.webhook_allow_private), limit=200
     )
     http = aiohttp.ClientSession(connector=connector)
+    # providers call their vendors through a session of their own: the webhook session's
+    # resolver refuses private addresses, which an SMSC or an in-house gateway may well have
+    vendor_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+
+    async def on_receipt(provider: str, receipt: Receipt) -> None:
+        await receipts.apply(services.store, services.tools, provider, receipt)
+
+    context = ProviderContext(
+        http=vendor_http,
+        public_url=settings.public_url,
+        seal=services.tools.seal,
+        on_receipt=on_receipt,
+    )
+    providers = build_providers(delivery, settings, services.redis, context)
+    for provider in providers.values():
+        await provider.start()
+    ctx["vendor_http"] = vendor_http
     ctx["state"] = WorkerState(
         services=services,
         adapters=build_adapters(settings),
-        providers=build_providers(settings, services.redis),
+        providers=providers,
         http=http,
         rng=random.Random(),  # noqa: S311 - retry jitter, not a secret
+        delivery=delivery,
+        breakers=Breakers(delivery.circuit),
     )
 
 
@@ -84,6 +108,7 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     await state.http.close()
     for provider in state.providers.values():
         await provider.close()
+    await ctx["vendor_http"].close()
     push_provider = ctx.get("push_provider")
     if push_provider is not None:
         await push_provider.close()
@@ -93,6 +118,12 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 def create_worker(
     settings: Settings, *, burst: bool = False, handle_signals: bool = True
 ) -> WakeableWorker:
+    """The worker; raises ProvidersFileError (one line) when the providers file can't be used."""
+    delivery = delivery_for(settings)
+    # a send may try every provider of its longest route, each up to send_timeout_seconds
+    longest_route = max(
+        (len(names) for table in delivery.routes.values() for names in table.values()), default=1
+    )
     functions = [
         # arq re-runs a killed worker's job once its in-progress key expires, after the longest
         # of these timeouts + 10 s: keep each one its own bound plus a margin for Redis, no more.
@@ -101,7 +132,7 @@ def create_worker(
             _outage_retried(send_step),
             name="send_step",
             max_tries=5,
-            timeout=settings.send_timeout_seconds + 5,
+            timeout=settings.send_timeout_seconds * longest_route + 5,
         ),
         func(_outage_retried(step_timeout), name="step_timeout", max_tries=5, timeout=10),
         func(
@@ -125,7 +156,7 @@ def create_worker(
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=_startup,
         on_shutdown=_shutdown,
-        ctx={"settings": settings},
+        ctx={"settings": settings, "delivery": delivery},
         burst=burst,
         poll_delay=settings.worker_poll_delay,
         max_jobs=settings.worker_max_jobs,

@@ -15,6 +15,7 @@ from arq.connections import ArqRedis
 from arq.worker import Retry
 
 from orchestrator import constants, metrics
+from orchestrator.delivery.providers_file import Delivery
 from orchestrator.domain import errors, transition
 from orchestrator.domain.events import DeliveryFailed, StepTimedOut
 from orchestrator.domain.models import Status, StepStatus, Verification
@@ -25,6 +26,7 @@ from orchestrator.services import Services
 from orchestrator.tenants import verify_services
 from orchestrator.timefmt import utcnow
 from workers.channels.base import ChannelAdapter
+from workers.dispatch import Breakers, RouteExhausted, dispatch
 from workers.providers.base import Provider, ProviderError
 from workers.providers.push_base import (
     NotificationPlatform,
@@ -46,17 +48,20 @@ __all__ = [
 
 log = logging.getLogger("workers.tasks")
 
-# a provider that hangs must not hold the step past settings.send_timeout_seconds (default 10 s,
-# VERIFY_SEND_TIMEOUT_SECONDS); the step then fails over to its next channel
+# a provider that hangs is given up after its timeout_seconds, at most
+# settings.send_timeout_seconds (default 10 s, VERIFY_SEND_TIMEOUT_SECONDS); the message then
+# goes to the route's next provider, and when none is left the step fails over to its next channel
 
 
 @dataclass
 class WorkerState:
     services: Services
     adapters: dict[str, ChannelAdapter]
-    providers: dict[str, Provider]
+    providers: dict[str, Provider]  # by configured name
     http: aiohttp.ClientSession
     rng: random.Random
+    delivery: Delivery
+    breakers: Breakers
 
 
 def _state(ctx: dict[str, Any]) -> WorkerState:
@@ -85,16 +90,25 @@ async def send_step(ctx: dict[str, Any], request_id: str, step: int, sealed_code
     ):
         return  # cancelled, verified or moved on: no further sends
     channel = v.steps[step].channel.value
+    settings = services.settings
     try:
         code = services.tools.unseal(sealed_code)
         message = w.adapters[channel].compose(v, step, code)
-        provider = w.providers[channel]
-        async with asyncio.timeout(services.settings.send_timeout_seconds):
-            await provider.send(message)
-        metrics.SENDS.labels(channel, _provider_name(services, channel), "sent").inc()
-    except (ProviderError, TimeoutError, KeyError) as exc:
-        metrics.SENDS.labels(channel, _provider_name(services, channel), "failed").inc()
-        reason = f"{type(exc).__name__}: {exc}"[:200]
+        await dispatch(
+            message=message,
+            step=step,
+            delivery=w.delivery,
+            providers=w.providers,
+            breakers=w.breakers,
+            redis=services.redis,
+            store=services.store,
+            tools=services.tools,
+            send_timeout=settings.send_timeout_seconds,
+            claim_ttl=settings.retention_seconds,
+            receipt_ttl=settings.receipt_window_seconds,
+        )
+    except (RouteExhausted, KeyError) as exc:
+        reason = str(exc)[:200] if isinstance(exc, RouteExhausted) else f"no channel {exc}"
         log.warning("send failed for %s step %s: %s", request_id, step, reason)
         now = utcnow()
         await services.store.apply(
@@ -105,10 +119,6 @@ async def send_step(ctx: dict[str, Any], request_id: str, step: int, sealed_code
             ),
             now,
         )
-
-
-def _provider_name(services: Services, channel: str) -> str:
-    return services.settings.channel_providers.get(channel, "none")
 
 
 async def step_timeout(ctx: dict[str, Any], request_id: str, step: int) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from orchestrator.cli.devredis import EmbeddedRedis
+from orchestrator.delivery.providers_file import ProvidersFileError, delivery_for
 from orchestrator.settings import Settings
 from orchestrator.tenants import accounts, apps
 from orchestrator.timefmt import iso_ms, utcnow
@@ -25,6 +27,12 @@ log = logging.getLogger("orchestrator.dev")
 
 def run_dev(port: int, data_dir: Path) -> int:
     base = Settings()
+    try:
+        # before Redis starts: a broken providers file is one line, not a traceback
+        delivery_for(base.model_copy(update={"sandbox": True}))
+    except ProvidersFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     embedded: EmbeddedRedis | None = None
     redis_url = base.redis_url
     if "redis_url" not in base.model_fields_set:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from orchestrator import constants
+from orchestrator.delivery.providers_file import ProvidersFileError
 from orchestrator.engine import outbox
 from orchestrator.security import fraud
 from orchestrator.security.netguard import UnsafeURL, check_status_url
@@ -57,13 +58,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _logging(settings)
+    try:
+        app = create_app(settings)
+    except ProvidersFileError as exc:
+        return _fail(str(exc), 2)
     ssl_context = None
     if args.certfile:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(args.certfile, args.keyfile)
     # not web.run_app: SIGTERM must also let requests whose body is still uploading finish
     serve(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         ssl_context=ssl_context,
@@ -77,7 +82,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _logging(settings)
-    create_worker(settings).run()
+    try:
+        worker = create_worker(settings)
+    except ProvidersFileError as exc:
+        return _fail(str(exc), 2)
+    worker.run()
     return 0
 
 

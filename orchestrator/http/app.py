@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
+from orchestrator.delivery import routes as receipt_routes
+from orchestrator.delivery.providers_file import delivery_for
 from orchestrator.dialects import silent_auth
 from orchestrator.dialects.twilio import errors as twilio_errors
 from orchestrator.dialects.twilio import (
@@ -20,7 +22,7 @@ from orchestrator.dialects.twilio.factors import routes as factors
 from orchestrator.dialects.vonage import errors as vonage_errors
 from orchestrator.dialects.vonage import routes as vonage
 from orchestrator.http import errors, metrics, openapi
-from orchestrator.http.keys import SERVICES, SETTINGS
+from orchestrator.http.keys import DELIVERY, SERVICES, SETTINGS
 from orchestrator.sandbox import outbox_api, passkeys_demo
 from orchestrator.security import forwarded, lockout
 from orchestrator.services import build_services
@@ -51,6 +53,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
+    """The web application; raises ProvidersFileError (one line) for an unusable providers file."""
     # the client's address first (behind trusted proxies), then metrics (it sees the final
     # status); the Basic-auth guard innermost (it sees the handlers' 401s before the error
     # middleware turns them into responses)
@@ -64,6 +67,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[DELIVERY] = delivery_for(settings)
     app.cleanup_ctx.append(_services_ctx)
     lockout.setup(app)
     app.router.add_get("/health", health)
@@ -79,6 +83,7 @@ def create_app(settings: Settings) -> web.Application:
     webhooks.setup_routes(app)
     factors.setup_routes(app)
     ratelimits.setup_routes(app)
+    receipt_routes.setup_routes(app)
     if settings.sandbox:
         outbox_api.setup_routes(app)
     return app

@@ -67,6 +67,21 @@ class VoiceChannel(ChannelAdapter):
         step = v.steps[step_index]
         rendered = _render("voice", self, v, step, code)
         extra = {key: value for key in self._EXTRA_KEYS if (value := _option(step, key))}
+        if "dtmf_digit" in extra:
+            # a provider that gathers the key press reads the prompt first and the rest (the
+            # code) only once the key is pressed: the prompt is what the key adds to the script
+            plain = messages.render(
+                "voice",
+                v.locale,
+                brand=v.brand,
+                code=code,
+                minutes=self.minutes(v),
+                amount=_option(step, "amount"),
+                payee=_option(step, "payee"),
+                do_not_share=step.options.get("do_not_share_warning") is True,
+            ).text
+            if rendered.text.endswith(plain) and len(rendered.text) > len(plain):
+                extra["dtmf_prompt"] = rendered.text[: -len(plain)].strip()
         return self._message(v, step_index, step, code, rendered.text, extra=extra)
 
 

@@ -16,6 +16,7 @@ __all__ = ["SandboxProvider"]
 
 class SandboxProvider(Provider):
     name = "sandbox"
+    dedupes_by_message_id = True  # outbox.append adds a message id once
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis

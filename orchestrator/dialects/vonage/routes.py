@@ -8,16 +8,18 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from orchestrator import metrics
+from orchestrator.delivery.providers_file import Delivery
 from orchestrator.dialects.vonage import wire as vonage
 from orchestrator.dialects.vonage.schema import CheckRequest
 from orchestrator.domain import errors, transition
 from orchestrator.domain.events import Cancel, CodeSubmitted, NextWorkflow
-from orchestrator.domain.models import Channel
+from orchestrator.domain.models import Channel, Step
 from orchestrator.http.body import read_json
-from orchestrator.http.keys import SERVICES
+from orchestrator.http.keys import DELIVERY, SERVICES
 from orchestrator.security import fraud
 from orchestrator.security.auth import Principal, authenticate
 from orchestrator.services import Services
+from orchestrator.settings import Settings
 from orchestrator.timefmt import utcnow
 
 __all__ = ["setup_routes"]
@@ -52,10 +54,11 @@ async def start(request: web.Request) -> web.Response:
         sandbox=settings.sandbox,
         notify=principal.method == "jwt" and bool(principal.app.status_url),
     )
+    delivery = request.app[DELIVERY]
     unavailable = [
         (f"workflow[{i}].channel", f"channel {s.channel.value} has no provider configured")
         for i, s in enumerate(v.steps)
-        if not _channel_available(settings.channel_providers, s.channel, settings.sandbox)
+        if not _channel_available(settings, delivery, s)
     ]
     if unavailable:
         raise errors.InvalidParameters(unavailable)
@@ -83,11 +86,13 @@ async def start(request: web.Request) -> web.Response:
     return web.json_response(body, status=202)
 
 
-def _channel_available(providers: dict[str, str], channel: Channel, sandbox: bool) -> bool:
-    provider = providers.get(channel.value)
-    if provider is None:
-        return False
-    return sandbox or provider != "sandbox"
+def _channel_available(settings: Settings, delivery: Delivery, step: Step) -> bool:
+    """A message channel needs a route with a provider for the step's number (the providers
+    file's, else VERIFY_CHANNEL_PROVIDERS'); silent auth needs its operator."""
+    if step.channel is Channel.SILENT_AUTH:
+        operator = settings.channel_providers.get(step.channel.value)
+        return operator is not None and (settings.sandbox or operator != "sandbox")
+    return bool(delivery.route(step.channel.value, step.to))
 
 
 async def check(request: web.Request) -> web.Response:

@@ -118,7 +118,13 @@ def test_voice_dtmf_prompt_precedes_the_code() -> None:
     assert message.text.index(prompt) < message.text.index(SPOKEN)
     assert message.text.count(SPOKEN) == 2
     assert CODE not in message.text
-    assert message.extra == {"send_digits": "1234w5", "dtmf_digit": "5", "tts_name": "Polly.Joanna"}
+    assert message.extra == {
+        "send_digits": "1234w5",
+        "dtmf_digit": "5",
+        "tts_name": "Polly.Joanna",
+        # what a provider that gathers the key press reads before it
+        "dtmf_prompt": prompt,
+    }
 
 
 def test_voice_without_options_has_no_prompt_or_extra() -> None:
@@ -139,7 +145,10 @@ def test_voice_psd2_mentions_amount_and_payee() -> None:
         "To hear your Shop verification code, press 0."
         f" Code {SPOKEN} confirms your payment of €39.99 to ACME Ltd with Shop."
     )
-    assert message.extra == {"dtmf_digit": "0"}
+    assert message.extra == {
+        "dtmf_digit": "0",
+        "dtmf_prompt": "To hear your Shop verification code, press 0.",
+    }
 
 
 def test_voice_warning_changes_nothing() -> None:
@@ -231,6 +240,7 @@ def test_japanese_locale() -> None:
     assert voice.text.startswith(
         "Shopの認証コードをお聞きになるには、8を押してください。こんにちは"
     )
+    assert voice.extra["dtmf_prompt"] == "Shopの認証コードをお聞きになるには、8を押してください。"
     whatsapp = compose(WhatsAppChannel(), verification(Channel.WHATSAPP, locale="ja-jp"))
     assert whatsapp.text.startswith("【Shop】認証コードは *493817* です。")
 
