@@ -49,11 +49,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # KEYS: per window a (fail window, block key) pair; ARGV[1]: member, then per window its limit
 # and window in ms, then the channel blocks are published on. Counts the failure everywhere;
-# blocks (and publishes the block) where the window is full.
+# blocks (and publishes the block) where the window is full. Returns {block key, until ms, ...}
+# of the blocks it set, so the calling process knows them before its own message comes back.
 _FAIL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local blocked = 0
+local blocked = {}
 for i = 1, #KEYS / 2 do
   local window_key = KEYS[2 * i - 1]
   local limit = tonumber(ARGV[2 * i])
@@ -68,7 +69,8 @@ for i = 1, #KEYS / 2 do
     if until_ms > now then
       redis.call('SET', KEYS[2 * i], tostring(until_ms), 'PX', until_ms - now)
       redis.call('PUBLISH', ARGV[#ARGV], KEYS[2 * i] .. ' ' .. tostring(until_ms))
-      blocked = 1
+      blocked[#blocked + 1] = KEYS[2 * i]
+      blocked[#blocked + 1] = tostring(until_ms)
     end
   end
 end
@@ -133,7 +135,7 @@ class BlockWatch:
             found.append(until)
         return found
 
-    def _learn(self, key: str, until: int) -> None:
+    def learn(self, key: str, until: int) -> None:
         if len(self._until) >= self.MAX_ENTRIES:
             self._prune()
         if until > self._until.get(key, 0):
@@ -172,12 +174,12 @@ class BlockWatch:
             chunk = keys[start : start + 1000]
             for key, value in zip(chunk, await self._redis.mget(chunk), strict=True):
                 if value is not None:
-                    self._learn(key.decode(), int(value))
+                    self.learn(key.decode(), int(value))
 
     def _on_message(self, data: bytes) -> None:
         key, _, until = data.decode().partition(" ")
         with contextlib.suppress(ValueError):
-            self._learn(key, int(until))
+            self.learn(key, int(until))
 
 
 BLOCK_WATCH = web.AppKey("auth_block_watch", BlockWatch)
@@ -220,7 +222,11 @@ async def throttled_for(
     return None
 
 
-async def record_failure(redis: Redis, settings: Settings, user: str, ip: str | None) -> None:
+async def record_failure(
+    redis: Redis, settings: Settings, user: str, ip: str | None, watch: BlockWatch | None = None
+) -> None:
+    """Count one failed attempt; a block it sets applies in this process at once (the next
+    request may come before the block's published message does)."""
     scopes = _scopes(settings, user, ip)
     if not scopes:
         return
@@ -231,7 +237,14 @@ async def record_failure(redis: Redis, settings: Settings, user: str, ip: str | 
         keys += [constants.AUTH_FAIL_PREFIX + suffix, constants.AUTH_BLOCK_PREFIX + suffix]
         args += [str(limit), window_ms]
     args.append(constants.AUTH_BLOCK_CHANNEL)
-    await registered(redis, _FAIL)(keys=keys, args=args)
+    blocks = await registered(redis, _FAIL)(keys=keys, args=args)
+    if watch is not None:
+        for key, until in zip(blocks[::2], blocks[1::2], strict=True):
+            watch.learn(_text(key), int(until))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _refused(exc: BaseException) -> bool:
@@ -255,5 +268,5 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         return await handler(request)
     except Exception as exc:
         if _refused(exc):
-            await record_failure(services.redis, settings, user, ip)
+            await record_failure(services.redis, settings, user, ip, request.app.get(BLOCK_WATCH))
         raise

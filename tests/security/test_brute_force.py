@@ -275,3 +275,35 @@ async def test_block_watch_follows_blocks_set_by_any_process(guard_stack: Stack)
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await client.aclose()
+
+
+async def test_a_block_this_process_sets_applies_before_its_message_comes_back(
+    guard_stack: Stack,
+) -> None:
+    """The failing request's own process knows the block at once: the very next request may be
+    served before the published block reaches this process's subscription (it was a race)."""
+    settings = Settings(
+        redis_url=guard_stack.redis.url,
+        auth_fail_limit=AUTH_FAIL_LIMIT,
+        auth_fail_ip_limit=0,
+        auth_fail_window_seconds=AUTH_FAIL_WINDOW,
+    )
+    client = Redis.from_url(guard_stack.redis.url)
+    user = f"own-block-{time.time_ns()}"
+    watch = authguard.BlockWatch(client)
+    watch.live = True  # live, but subscribed to nothing: only what this process learns itself
+
+    class NoRedis:
+        async def mget(self, keys: list[str]) -> list[object]:
+            raise AssertionError("a live watch must not read Redis")
+
+    offline: Any = NoRedis()
+    try:
+        for _ in range(AUTH_FAIL_LIMIT - 1):
+            await authguard.record_failure(client, settings, user, None, watch)
+        assert await authguard.throttled_for(offline, settings, user, None, watch) is None
+        await authguard.record_failure(client, settings, user, None, watch)
+        locked = await authguard.throttled_for(offline, settings, user, None, watch)
+        assert locked is not None and locked[0] == "user"
+    finally:
+        await client.aclose()
