@@ -48,6 +48,9 @@ class Step(BaseModel):
     status: StepStatus = StepStatus.UNUSED
     initiated_at: datetime | None = None
     finalized_at: datetime | None = None
+    # why a failed step failed, short and machine-friendly ("sim_swap", "not_on_mobile_network",
+    # "twilio-us: undelivered (30003)"); webhooks carry it
+    reason: str | None = None
 
 
 class Rules(BaseModel):
@@ -71,6 +74,9 @@ class Rules(BaseModel):
     # a failed silent-auth attempt with no step after it leaves the verification pending
     # (Twilio: checks answer "pending", a resend may try again, the lifetime ends it)
     pending_after_silent_failure: bool = False
+    # SMS, WhatsApp and voice steps send no code to a number whose SIM changed within this many
+    # hours (the application's or service's setting); None: no SIM-swap check
+    sim_swap_max_age_hours: int | None = None
 
 
 class Verification(BaseModel):

@@ -81,7 +81,8 @@ def transition(v: Verification, event: Event, now: datetime, tools: CodeTools) -
         if step.status is not StepStatus.PENDING:
             return t
         failed = isinstance(event, DeliveryFailed)
-        _finish_step(t, StepStatus.FAILED if failed else StepStatus.EXPIRED, now)
+        reason = event.reason if isinstance(event, DeliveryFailed) else None
+        _finish_step(t, StepStatus.FAILED if failed else StepStatus.EXPIRED, now, reason)
         _advance_or_end(t, Status.FAILED if failed else Status.EXPIRED, now, tools)
         return t
     if v.status is not Status.PENDING:
@@ -173,7 +174,7 @@ def _device_result(t: Transition, event: DeviceResult, now: datetime, tools: Cod
         t.issued_code = code
         return
     status = StepStatus.USER_REJECTED if event.outcome == "user_rejected" else StepStatus.FAILED
-    _finish_step(t, status, now)
+    _finish_step(t, status, now, event.reason or None)
     v.sa_failures.append(event.reason or event.outcome)
     last = v.current + 1 >= len(v.steps)
     if not (last and v.rules.pending_after_silent_failure):
@@ -229,12 +230,15 @@ def _code_for(v: Verification, index: int, tools: CodeTools) -> str:
     return code
 
 
-def _finish_step(t: Transition, status: StepStatus, now: datetime) -> None:
+def _finish_step(
+    t: Transition, status: StepStatus, now: datetime, reason: str | None = None
+) -> None:
     v = t.state
     step = v.step
     assert step is not None
     step.status = status
     step.finalized_at = now
+    step.reason = reason[:200] if reason else None
     # the device's silent-auth code allows one check and dies with its step
     v.sa_code_hash = None
     t.effects.append(CancelTimeout(v.current))

@@ -178,8 +178,14 @@ def render_event(v: Verification, emit: Emit) -> dict[str, Any] | None:
         "status": status,
         "date_created": resource["date_created"],
         "date_updated": tw.tw_date(emit.at),
+        # an extra parameter: why the last failed step failed (e.g. sim_swap)
+        "failure_reason": _failure_reason(v) if status == "failed" else None,
     }
     return {k: str(value) for k, value in params.items() if value is not None}
+
+
+def _failure_reason(v: Verification) -> str | None:
+    return next((s.reason for s in reversed(v.steps) if s.reason), None)
 
 
 def child_message_id(parent_id: str, webhook_sid: str) -> str:

@@ -287,6 +287,10 @@ def webhook_body(v: Verification, emit: Emit, public_url: str) -> dict[str, Any]
             body["action"] = {"type": "check", "check_url": check_url(public_url, v.request_id)}
         else:
             body["finalized_at"] = iso_ms(step.finalized_at or emit.at)
+            if step.reason:
+                # an extra field: why the step failed (a delivery receipt, the SIM-swap gate,
+                # the operator's answer), so a backend can tell "no code sent" from "not used"
+                body["reason"] = step.reason
     if v.client_ref is not None:
         body["client_ref"] = v.client_ref
     return body
