@@ -6,6 +6,7 @@ from typing import Any
 
 from orchestrator.domain.models import Step, Verification
 from orchestrator.engine import messages
+from orchestrator.templates import placeholders
 from workers.channels.base import ChannelAdapter, OutboundMessage
 
 __all__ = ["EmailChannel", "SmsChannel", "VoiceChannel", "WhatsAppChannel"]
@@ -20,7 +21,22 @@ def _option(step: Step, key: str) -> str | None:
 def _render(
     channel: str, adapter: ChannelAdapter, v: Verification, step: Step, code: str
 ) -> messages.RenderedMessage:
-    """Render `channel`'s text with the step's per-message options (PSD2, DTMF, warning)."""
+    """Render `channel`'s text with the step's per-message options (PSD2, DTMF, warning); an
+    author's template (`template_text`, fixed on the step at start) replaces the catalogue's for
+    SMS, WhatsApp and voice (email keeps the catalogue's subject and body)."""
+    authored = _option(step, "template_text")
+    if authored is not None and channel != "email":
+        minutes = adapter.minutes(v)
+        spoken = ", ".join(code) if channel == "voice" else code
+        values = {
+            "brand": v.brand,
+            "code": spoken,
+            "time-limit": str(minutes),
+            "time-limit-unit": "minute" if minutes == 1 else "minutes",
+        }
+        return messages.RenderedMessage(
+            locale=v.locale, text=placeholders.render(authored, values), subject=None
+        )
     return messages.render(
         channel,
         v.locale,

@@ -254,3 +254,11 @@ def test_non_string_options_are_ignored() -> None:
     v = verification(Channel.SMS, amount=39.99, payee="ACME Ltd", app_hash=None)
     plain = compose(SmsChannel(), verification(Channel.SMS))
     assert compose(SmsChannel(), v).text == plain.text
+
+
+def test_an_authored_template_replaces_the_catalogue_text() -> None:
+    text = "${brand}: ${code} is your code, valid ${time-limit} ${time-limit-unit}"
+    sms = compose(SmsChannel(), verification(Channel.SMS, template_text=text))
+    assert sms.text == f"Shop: {CODE} is your code, valid 10 minutes"  # channel_timeout 600
+    voice = compose(VoiceChannel(), verification(Channel.VOICE, template_text="Code ${code}"))
+    assert voice.text == f"Code {SPOKEN}"  # digit by digit, as the catalogue's voice script
