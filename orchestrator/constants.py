@@ -18,6 +18,11 @@ __all__ = [
     "AUTH_BLOCK_PREFIX",
     "AUTH_FAIL_PREFIX",
     "BUCKET_PREFIX",
+    "CAMARA_ASSERTION_JTI_PREFIX",
+    "CAMARA_CIBA_PREFIX",
+    "CAMARA_CODE_PREFIX",
+    "CAMARA_SIGNING_KEY",
+    "CAMARA_TOKEN_PREFIX",
     "CHALLENGE_INDEX_PREFIX",
     "CHALLENGE_PREFIX",
     "ENTITY_INDEX_PREFIX",
@@ -47,6 +52,7 @@ __all__ = [
     "SERVICE_PREFIX",
     "SERVICE_RATE_LIMITS_PREFIX",
     "SERVICE_WEBHOOKS_PREFIX",
+    "SIM_SWAP_CACHE_PREFIX",
     "TWILIO_WEBHOOK_PREFIX",
     "VERIFICATION_PREFIX",
     "WAKE_CHANNEL",
@@ -62,6 +68,17 @@ SEND_CLAIM_PREFIX = PREFIX + "send:"
 # hash: "<provider>:<vendor message id>" -> {rid, step, channel, country, sent_ms, seen:<status>},
 # so a delivery receipt finds the step it speaks of (and each status is counted once)
 PROVIDER_MESSAGE_PREFIX = PREFIX + "pmsg:"
+# the sandbox operator's CAMARA/OIDC server (orchestrator/sandbox/operator_tokens.py), each
+# keyed by the SHA-256 of the secret it stands for, TTL <= 300 s: authorization codes, CIBA
+# auth_req_ids, access tokens, used client-assertion jtis; and its id_token signing key
+CAMARA_CODE_PREFIX = PREFIX + "camop:code:"
+CAMARA_CIBA_PREFIX = PREFIX + "camop:ciba:"
+CAMARA_TOKEN_PREFIX = PREFIX + "camop:tok:"
+CAMARA_ASSERTION_JTI_PREFIX = PREFIX + "camop:ajti:"
+CAMARA_SIGNING_KEY = PREFIX + "camop:signing-key"
+# string "1"/"0" with a 60 s TTL: "<number digest>:<hours>" -> whether its SIM changed within
+# those hours, as the covering operator said (the SIM-swap gate asks once a minute per number)
+SIM_SWAP_CACHE_PREFIX = PREFIX + "simswap:"
 # string: a receipt that came before its vendor id was mapped (SMPP answers that fast)
 PROVIDER_RECEIPT_PREFIX = PREFIX + "prcpt:"
 # hash: application record (keys, secrets, status URL)

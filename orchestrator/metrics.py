@@ -31,6 +31,7 @@ __all__ = [
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
     "SENDS",
+    "SIM_SWAP_CHECKS",
     "STARTED",
     "WEBHOOK_ATTEMPTS",
     "WEBHOOK_EXHAUSTED",
@@ -93,6 +94,13 @@ DELIVERY_LATENCY = Histogram(
     "From the provider accepting a message to its receipt saying delivered",
     ["channel", "provider"],
     buckets=(0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300),
+)
+SIM_SWAP_CHECKS = Counter(
+    "verify_sim_swap_checks",
+    "SIM-swap gate decisions before a code send: swapped (refused), clear, or the operator "
+    "could not answer and the gate let the send go (unavailable_open) or refused it "
+    "(unavailable_closed); cached answers count as well",
+    ["outcome"],
 )
 WEBHOOK_ATTEMPTS = Counter(
     "verify_webhook_attempts",

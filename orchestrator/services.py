@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import aiohttp
 from redis.asyncio import Redis
 
 from orchestrator import constants
@@ -16,10 +18,13 @@ from orchestrator.domain.effects import Emit
 from orchestrator.domain.models import Verification
 from orchestrator.engine.codes import SecretCodeTools
 from orchestrator.engine.store import Store
+from orchestrator.operators.operators_file import Operators, build_operators, operators_config_for
 from orchestrator.operators.sandbox import OperatorTable, SandboxOperator
 from orchestrator.settings import Settings
 
 __all__ = ["Services", "build_services", "load_secret_key"]
+
+log = logging.getLogger("orchestrator.services")
 
 
 @dataclass
@@ -28,7 +33,17 @@ class Services:
     redis: Redis
     store: Store
     tools: SecretCodeTools
+    # the built-in sandbox operator (its device table also serves /sandbox/operator/*)
     operator: SandboxOperator
+    # who verifies a number silently, and who answers SIM Swap for it (VERIFY_OPERATORS_FILE)
+    operators: Operators = field(default_factory=lambda: Operators([]))
+    # the operators' client session (CAMARA calls); closed by `close`
+    http: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        """Release what build_services opened besides Redis (whose owner closes it)."""
+        if self.http is not None:
+            await self.http.close()
 
 
 async def load_secret_key(redis: Redis, settings: Settings) -> bytes:
@@ -48,7 +63,18 @@ async def build_services(settings: Settings, redis: Redis | None = None) -> Serv
     tools = SecretCodeTools(await load_secret_key(redis, settings))
     table = OperatorTable.load(settings.resolve_path(settings.sandbox_operator_table))
     operator = SandboxOperator(redis, table, settings.public_url)
-    return Services(settings, redis, store, tools, operator)
+    config = operators_config_for(settings)
+    http = aiohttp.ClientSession()
+    operators = build_operators(
+        config,
+        http=http,
+        secret=await load_secret_key(redis, settings),
+        sandbox_operator=operator if settings.sandbox else None,
+    )
+    for name, why in (await operators.start()).items():
+        # it retries on first use; the log line makes a misconfiguration visible at start
+        log.warning("operator %s not ready: %s", name, why)
+    return Services(settings, redis, store, tools, operator, operators, http)
 
 
 def _render_webhook(v: Verification, emit: Emit, *, public_url: str) -> dict[str, Any] | None:

@@ -15,9 +15,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["CONFIG_DIR", "PROVIDER_ENV_PREFIX", "ChannelName", "Settings"]
+__all__ = ["CONFIG_DIR", "OPERATOR_ENV_PREFIX", "PROVIDER_ENV_PREFIX", "ChannelName", "Settings"]
 
 PROVIDER_ENV_PREFIX = "VERIFY_PROVIDER_"
+OPERATOR_ENV_PREFIX = "VERIFY_OPERATOR_"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 ChannelName = Literal["silent_auth", "sms", "whatsapp", "voice", "email"]
@@ -118,6 +119,11 @@ class Settings(BaseSettings):
     providers_file: Path | None = None
     # how long a vendor's id stays mapped to the step it delivered (for its delivery receipts)
     receipt_window_seconds: int = Field(default=86400, ge=60)
+    # ---- silent auth and SIM swap (orchestrator/operators/) ----
+    # the TOML file of CAMARA operators; unset: the sandbox operator in sandbox mode, else none
+    operators_file: Path | None = None
+    # the SIM-swap gate when the number's operator can't answer: send anyway (true) or refuse
+    sim_swap_fail_open: bool = True
 
     @classmethod
     def settings_customise_sources(
@@ -138,6 +144,10 @@ class Settings(BaseSettings):
     def provider_environment(self) -> dict[str, str]:
         """`VERIFY_PROVIDER_<NAME>_<KEY>` variables: providers' secrets kept out of the file."""
         return {k: v for k, v in os.environ.items() if k.startswith(PROVIDER_ENV_PREFIX)}
+
+    def operator_environment(self) -> dict[str, str]:
+        """`VERIFY_OPERATOR_<NAME>_<KEY>` variables: operators' secrets kept out of the file."""
+        return {k: v for k, v in os.environ.items() if k.startswith(OPERATOR_ENV_PREFIX)}
 
     def resolve_path(self, path: Path) -> Path:
         """Relative config paths are relative to the repository root, not the working directory."""

@@ -20,10 +20,12 @@ from orchestrator import constants
 from orchestrator.delivery.providers_file import Delivery, delivery_for
 from orchestrator.delivery.receipts import Receipt
 from orchestrator.engine import jobs, receipts
+from orchestrator.operators.operators_file import operators_config_for
 from orchestrator.services import build_services
 from orchestrator.settings import Settings
 from workers.channels.registry import build_adapters
 from workers.dispatch import Breakers
+from workers.handoff import send_handoff_link
 from workers.providers.base import ProviderContext
 from workers.providers.registry import build_providers
 from workers.tasks import (
@@ -98,6 +100,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
         rng=random.Random(),  # noqa: S311 - retry jitter, not a secret
         delivery=delivery,
         breakers=Breakers(delivery.circuit),
+        operator_for=lambda msisdn: services.operators.for_number(msisdn, sim_swap=True),
     )
 
 
@@ -109,6 +112,7 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     for provider in state.providers.values():
         await provider.close()
     await ctx["vendor_http"].close()
+    await state.services.close()
     push_provider = ctx.get("push_provider")
     if push_provider is not None:
         await push_provider.close()
@@ -118,8 +122,10 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 def create_worker(
     settings: Settings, *, burst: bool = False, handle_signals: bool = True
 ) -> WakeableWorker:
-    """The worker; raises ProvidersFileError (one line) when the providers file can't be used."""
+    """The worker; raises ProvidersFileError / OperatorsFileError (one line) when the providers
+    or operators file can't be used."""
     delivery = delivery_for(settings)
+    operators_config_for(settings)
     # a send may try every provider of its longest route, each up to send_timeout_seconds
     longest_route = max(
         (len(names) for table in delivery.routes.values() for names in table.values()), default=1
@@ -135,6 +141,13 @@ def create_worker(
             timeout=settings.send_timeout_seconds * longest_route + 5,
         ),
         func(_outage_retried(step_timeout), name="step_timeout", max_tries=5, timeout=10),
+        # the desktop handoff's "text me a link" SMS, through the sms route like a code
+        func(
+            _outage_retried(send_handoff_link),
+            name="send_handoff_link",
+            max_tries=5,
+            timeout=settings.send_timeout_seconds * longest_route + 5,
+        ),
         func(
             _outage_retried(deliver_webhook),
             name="deliver_webhook",

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from orchestrator.domain.models import Status, StepStatus, Verification
 from orchestrator.engine import jobs
 from orchestrator.factors import lifecycle
 from orchestrator.factors.store import FactorStore
+from orchestrator.operators.base import Operator
 from orchestrator.services import Services
 from orchestrator.tenants import verify_services
 from orchestrator.timefmt import utcnow
@@ -35,6 +37,7 @@ from workers.providers.push_base import (
     PushProvider,
 )
 from workers.providers.push_registry import build_push_provider
+from workers.simswap import GATED_CHANNELS, sim_swap_refusal
 from workers.webhooks import attempt_delivery, retry_delay
 
 __all__ = [
@@ -62,6 +65,8 @@ class WorkerState:
     rng: random.Random
     delivery: Delivery
     breakers: Breakers
+    # the operator covering a number (its SIM Swap API), None when none does
+    operator_for: Callable[[str], Operator | None] = field(default=lambda _: None)
 
 
 def _state(ctx: dict[str, Any]) -> WorkerState:
@@ -91,6 +96,19 @@ async def send_step(ctx: dict[str, Any], request_id: str, step: int, sealed_code
         return  # cancelled, verified or moved on: no further sends
     channel = v.steps[step].channel.value
     settings = services.settings
+    hours = v.rules.sim_swap_max_age_hours
+    if hours and channel in GATED_CHANNELS:
+        refusal = await sim_swap_refusal(
+            services.redis,
+            w.operator_for,
+            v.steps[step].to,
+            hours,
+            fail_open=settings.sim_swap_fail_open,
+        )
+        if refusal is not None:
+            log.info("no %s code for %s step %s: %s", channel, request_id, step, refusal)
+            await _fail_step(services, request_id, step, refusal)
+            return
     try:
         code = services.tools.unseal(sealed_code)
         message = w.adapters[channel].compose(v, step, code)
@@ -110,15 +128,17 @@ async def send_step(ctx: dict[str, Any], request_id: str, step: int, sealed_code
     except (RouteExhausted, KeyError) as exc:
         reason = str(exc)[:200] if isinstance(exc, RouteExhausted) else f"no channel {exc}"
         log.warning("send failed for %s step %s: %s", request_id, step, reason)
-        now = utcnow()
-        await services.store.apply(
-            request_id,
-            None,
-            lambda cur: transition.transition(
-                cur, DeliveryFailed(step, reason), now, services.tools
-            ),
-            now,
-        )
+        await _fail_step(services, request_id, step, reason)
+
+
+async def _fail_step(services: Services, request_id: str, step: int, reason: str) -> None:
+    now = utcnow()
+    await services.store.apply(
+        request_id,
+        None,
+        lambda cur: transition.transition(cur, DeliveryFailed(step, reason), now, services.tools),
+        now,
+    )
 
 
 async def step_timeout(ctx: dict[str, Any], request_id: str, step: int) -> None:

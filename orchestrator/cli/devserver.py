@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from orchestrator.cli.devredis import EmbeddedRedis
 from orchestrator.delivery.providers_file import ProvidersFileError, delivery_for
+from orchestrator.operators.operators_file import OperatorsFileError, operators_config_for
 from orchestrator.settings import Settings
 from orchestrator.tenants import accounts, apps
 from orchestrator.timefmt import iso_ms, utcnow
@@ -28,9 +29,10 @@ log = logging.getLogger("orchestrator.dev")
 def run_dev(port: int, data_dir: Path) -> int:
     base = Settings()
     try:
-        # before Redis starts: a broken providers file is one line, not a traceback
+        # before Redis starts: a broken providers or operators file is one line, no traceback
         delivery_for(base.model_copy(update={"sandbox": True}))
-    except ProvidersFileError as exc:
+        operators_config_for(base.model_copy(update={"sandbox": True}))
+    except (ProvidersFileError, OperatorsFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     embedded: EmbeddedRedis | None = None

@@ -18,10 +18,11 @@ from redis.asyncio import Redis
 from orchestrator import constants
 from orchestrator.delivery.providers_file import ProvidersFileError
 from orchestrator.engine import outbox
+from orchestrator.operators.operators_file import OperatorsFileError
 from orchestrator.security import fraud
 from orchestrator.security.netguard import UnsafeURL, check_status_url
 from orchestrator.settings import Settings
-from orchestrator.tenants import accounts, apps
+from orchestrator.tenants import accounts, apps, verify_services
 from orchestrator.timefmt import iso_ms, utcnow
 
 __all__ = ["main"]
@@ -60,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _logging(settings)
     try:
         app = create_app(settings)
-    except ProvidersFileError as exc:
+    except (ProvidersFileError, OperatorsFileError) as exc:
         return _fail(str(exc), 2)
     ssl_context = None
     if args.certfile:
@@ -84,7 +85,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _logging(settings)
     try:
         worker = create_worker(settings)
-    except ProvidersFileError as exc:
+    except (ProvidersFileError, OperatorsFileError) as exc:
         return _fail(str(exc), 2)
     worker.run()
     return 0
@@ -188,6 +189,7 @@ def cmd_apps_update(args: argparse.Namespace) -> int:
             name=args.name,
             status_url=args.status_url,
             enable_status_url=args.enable,
+            sim_swap_max_age_hours=args.sim_swap_max_age,
         )
         if updated is None:
             return _fail(f"no application {args.application_id}", 1)
@@ -218,12 +220,22 @@ def cmd_services_update(args: argparse.Namespace) -> int:
         return _fail(geo, 2)
 
     async def go(redis: Redis) -> int:
-        if not await redis.exists(constants.SERVICE_PREFIX + args.service_sid):
+        raw = await redis.get(constants.SERVICE_PREFIX + args.service_sid)
+        if raw is None:
             return _fail(f"no service {args.service_sid}", 1)
+        service = verify_services.Service.model_validate_json(raw)
+        if args.sim_swap_max_age is not None:
+            service.sim_swap_max_age_hours = args.sim_swap_max_age or None
+            await verify_services.save_service(redis, service)
         policy = await fraud.set_policy(
             redis, args.service_sid, geo_allow=geo, bypass_allowed=args.allow_fraud_bypass
         )
-        print(json.dumps({"service_sid": args.service_sid, **policy.as_json()}, indent=2))
+        out = {
+            "service_sid": args.service_sid,
+            "sim_swap_max_age_hours": service.sim_swap_max_age_hours,
+            **policy.as_json(),
+        }
+        print(json.dumps(out, indent=2))
         return 0
 
     return _run(go, settings)
@@ -335,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--status-url")
     p.add_argument("--enable", action="store_true", help="re-enable a status URL disabled by a 410")
+    _sim_swap_arg(p)
     _fraud_args(p, "fraud_check=false")
     p.set_defaults(fn=cmd_apps_update)
 
@@ -342,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     svc_sub = svc.add_subparsers(dest="services_command", required=True)
     p = svc_sub.add_parser("update", help="geo permissions and Fraud Guard bypass of a service")
     p.add_argument("service_sid")
+    _sim_swap_arg(p)
     _fraud_args(p, "RiskCheck=disable")
     p.set_defaults(fn=cmd_services_update)
 
@@ -379,6 +393,23 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every exhausted message")
     p.set_defaults(fn=cmd_webhooks_replay)
     return parser
+
+
+def _hours(value: str) -> int:
+    hours = int(value)
+    if not 0 <= hours <= 2400:
+        raise argparse.ArgumentTypeError("hours from 0 (off) to 2400")
+    return hours
+
+
+def _sim_swap_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sim-swap-max-age",
+        type=_hours,
+        metavar="HOURS",
+        help="send no SMS/WhatsApp/voice code to a number whose SIM changed within HOURS "
+        "(checked with the number's operator; 0 turns it off)",
+    )
 
 
 def _fraud_args(p: argparse.ArgumentParser, bypass_param: str) -> None:

@@ -67,5 +67,6 @@ def read_message(raw: bytes | str) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(raw)
     if "request_id" in message or "code" not in message or ":" not in str(message.get("id", "")):
         return message  # kept whole, or not a verification's code message (a push)
-    request_id = str(message["id"]).rsplit(":", 1)[0]
+    # request ids (UUIDs, VE sids) hold no colon; message ids may ("<rid>:handoff:<n>")
+    request_id = str(message["id"]).split(":", 1)[0]
     return {"id": message["id"], "request_id": request_id, **message}

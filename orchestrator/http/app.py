@@ -21,9 +21,11 @@ from orchestrator.dialects.twilio import (
 from orchestrator.dialects.twilio.factors import routes as factors
 from orchestrator.dialects.vonage import errors as vonage_errors
 from orchestrator.dialects.vonage import routes as vonage
+from orchestrator.handoff import routes as handoff
 from orchestrator.http import errors, metrics, openapi
 from orchestrator.http.keys import DELIVERY, SERVICES, SETTINGS
-from orchestrator.sandbox import outbox_api, passkeys_demo
+from orchestrator.operators.operators_file import operators_config_for
+from orchestrator.sandbox import operator_api, outbox_api, passkeys_demo
 from orchestrator.security import forwarded, lockout
 from orchestrator.services import build_services
 from orchestrator.settings import Settings
@@ -38,8 +40,9 @@ def _dialect_errors(request: web.Request) -> errors.ErrorHandler:
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     redis = Redis.from_url(settings.redis_url)
-    app[SERVICES] = await build_services(settings, redis)
+    services = app[SERVICES] = await build_services(settings, redis)
     yield
+    await services.close()
     await redis.aclose()
 
 
@@ -53,7 +56,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    """The web application; raises ProvidersFileError (one line) for an unusable providers file."""
+    """The web application; raises ProvidersFileError / OperatorsFileError (one line) for an
+    unusable providers or operators file."""
     # the client's address first (behind trusted proxies), then metrics (it sees the final
     # status); the Basic-auth guard innermost (it sees the handlers' 401s before the error
     # middleware turns them into responses)
@@ -68,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[DELIVERY] = delivery_for(settings)
+    operators_config_for(settings)  # an unusable operators file stops here, in one line
     app.cleanup_ctx.append(_services_ctx)
     lockout.setup(app)
     app.router.add_get("/health", health)
@@ -75,6 +80,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", metrics.handler)
     vonage.setup_routes(app)
     silent_auth.setup_routes(app)
+    handoff.setup_routes(app)
     services.setup_routes(app)
     verifications.setup_routes(app)
     passkey_routes.setup_routes(app)
@@ -86,4 +92,5 @@ def create_app(settings: Settings) -> web.Application:
     receipt_routes.setup_routes(app)
     if settings.sandbox:
         outbox_api.setup_routes(app)
+        operator_api.setup_routes(app)
     return app

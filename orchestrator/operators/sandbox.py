@@ -6,6 +6,7 @@ import ipaddress
 import secrets
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -24,11 +25,17 @@ FAILED = "The silent auth verification cannot be completed."
 REJECTED = "The user rejected the silent authentication request."
 
 
+# Vonage's virtual operator for SIM swap: a 990… number ending in 8 changed its SIM this long ago
+MAGIC_SWAP_AGE = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class OperatorTable:
     name: str
     covered_prefixes: tuple[str, ...]
     ranges: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]
+    # [[sim_swaps]] msisdn + swapped_at (TOML datetime, or ISO 8601 text): the latest SIM change
+    sim_swaps: tuple[tuple[str, datetime], ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> OperatorTable:
@@ -38,9 +45,28 @@ class OperatorTable:
             for r in data.get("ranges", [])
         )
         covered = tuple(str(p) for p in data.get("covered_prefixes", []))
-        return cls(
-            name=str(data.get("name", "Sandbox Mobile")), covered_prefixes=covered, ranges=ranges
+        swaps = tuple(
+            (str(s["msisdn"]).lstrip("+"), _aware(s["swapped_at"]))
+            for s in data.get("sim_swaps", [])
         )
+        return cls(
+            name=str(data.get("name", "Sandbox Mobile")),
+            covered_prefixes=covered,
+            ranges=ranges,
+            sim_swaps=swaps,
+        )
+
+    def swapped_at(self, msisdn: str, now: datetime) -> datetime | None:
+        """When the SIM of `msisdn` (E.164 digits) last changed; None when the table knows of no
+        change. Listed numbers first; else a 990… number ending in 8 changed an hour before
+        `now` (Vonage's virtual operator)."""
+        digits = msisdn.lstrip("+")
+        for number, at in self.sim_swaps:
+            if number == digits:
+                return at
+        if is_sandbox_number(digits) and digits.endswith("8"):
+            return now - MAGIC_SWAP_AGE
+        return None
 
     def msisdn_for(self, ip: str) -> str | None:
         """The number of the line behind a device IP; the most specific range wins."""
@@ -54,6 +80,12 @@ class OperatorTable:
                 if best is None or network.prefixlen > best[0]:
                     best = (network.prefixlen, msisdn)
         return None if best is None else best[1]
+
+
+def _aware(value: object) -> datetime:
+    """A TOML datetime (or ISO 8601 text) as an aware UTC datetime; a naive one counts as UTC."""
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def magic_outcome(msisdn: str) -> DeviceOutcome:
@@ -77,7 +109,7 @@ class SandboxOperator(Operator):
     async def covers(self, msisdn: str) -> bool:
         return any(msisdn.startswith(p) for p in self.table.covered_prefixes)
 
-    def authorize_url(self, *, msisdn: str, state: str, redirect_uri: str) -> str:
+    async def authorize_url(self, *, msisdn: str, state: str, redirect_uri: str) -> str:
         query = urlencode(
             {"login_hint": f"tel:+{msisdn}", "state": state, "redirect_uri": redirect_uri}
         )
@@ -100,7 +132,10 @@ class SandboxOperator(Operator):
         await self._redis.set(constants.SANDBOX_OP_CODE_PREFIX + code, value, ex=CODE_TTL)
         return code
 
-    async def exchange(self, code: str, msisdn: str) -> DeviceOutcome:
+    async def exchange(
+        self, code: str, msisdn: str, *, state: str = "", redirect_uri: str = ""
+    ) -> DeviceOutcome:
+        # the code is single use and bound to the number; this operator needs no PKCE
         raw = await self._redis.getdel(constants.SANDBOX_OP_CODE_PREFIX + code)
         if raw is None:
             return DeviceOutcome("failed", FAILED)
@@ -110,3 +145,10 @@ class SandboxOperator(Operator):
         if outcome == "completed":
             return DeviceOutcome("completed")
         return DeviceOutcome("user_rejected" if outcome == "user_rejected" else "failed", reason)
+
+    async def sim_swapped(self, msisdn: str, max_age_hours: int) -> bool:
+        """From the table: a change no older than `max_age_hours` counts (the table always
+        answers, so this never raises OperatorUnavailable)."""
+        now = datetime.now(UTC)
+        at = self.table.swapped_at(msisdn, now)
+        return at is not None and now - at <= timedelta(hours=max_age_hours)

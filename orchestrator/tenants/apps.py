@@ -47,10 +47,17 @@ class Application:
     created_at: str = ""
     # the account the application belongs to; its sandbox outbox is the account's
     account_sid: str = ""
+    # SMS, WhatsApp and voice send no code to a number whose SIM changed within this many hours
+    # ("" none); kept as text, as every field of the application's hash is
+    sim_swap_max_age: str = ""
 
     @property
     def account(self) -> str:
         return self.account_sid or self.id
+
+    @property
+    def sim_swap_hours(self) -> int | None:
+        return int(self.sim_swap_max_age) if self.sim_swap_max_age else None
 
     def check_api_secret(self, secret: str) -> bool:
         return hmac.compare_digest(self.api_secret_hash, hash_secret(secret))
@@ -64,6 +71,7 @@ class Application:
             "status_url": self.status_url or None,
             "status_url_disabled": self.status_url_disabled,
             "account_sid": self.account_sid or None,
+            "sim_swap_max_age_hours": self.sim_swap_hours,
             "created_at": self.created_at,
         }
 
@@ -216,10 +224,14 @@ async def update_app(
     name: str | None = None,
     status_url: str | None = None,
     enable_status_url: bool = False,
+    sim_swap_max_age_hours: int | None = None,
 ) -> Application | None:
+    """Change what is given; `sim_swap_max_age_hours` 0 turns the SIM-swap check off."""
     app = await get_app(redis, app_id)
     if app is None:
         return None
+    if sim_swap_max_age_hours is not None:
+        app.sim_swap_max_age = str(sim_swap_max_age_hours) if sim_swap_max_age_hours else ""
     if name is not None:
         app.name = name
     if status_url is not None:

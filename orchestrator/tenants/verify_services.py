@@ -26,6 +26,9 @@ class Service(BaseModel):
     custom_code_enabled: bool = False
     verify_event_subscription_enabled: bool = False
     default_template_sid: str | None = None
+    # SMS, WhatsApp and voice send no code to a number whose SIM changed within this many hours
+    # (`verify-orchestrator services update VA… --sim-swap-max-age HOURS`); None: no check
+    sim_swap_max_age_hours: int | None = None
     push: dict[str, Any] = Field(
         default_factory=lambda: {
             "include_date": False,

@@ -100,6 +100,8 @@ class SendCodeAttempt(BaseModel):
 
 class SnaUrl(BaseModel):
     url: str
+    # the desktop handoff page (start responses only; not in Twilio's own API)
+    handoff_url: str | None = None
 
 
 class _Standing(BaseModel):

@@ -17,6 +17,7 @@ from orchestrator.domain import errors, transition
 from orchestrator.domain.events import Approve, Cancel, CodeSubmitted, Resend, SilentCheck
 from orchestrator.domain.models import Channel, Status, Step, Verification
 from orchestrator.engine import messages
+from orchestrator.handoff import token as handoff
 from orchestrator.phone import number_of, parse_msisdn
 from orchestrator.security import fraud
 from orchestrator.services import Services
@@ -162,7 +163,7 @@ async def create_verification(request: web.Request) -> web.Response:
             lambda cur: transition.transition(cur, Resend(steps[-1]), now, services.tools),
             now,
         )
-        return web.json_response(_resource(request, services, t.state), status=201)
+        return web.json_response(_resource(request, services, t.state, start=True), status=201)
     v = Verification(
         request_id=new_sid("VE"),
         tenant=service.sid,
@@ -177,19 +178,27 @@ async def create_verification(request: web.Request) -> web.Response:
         custom_code=custom_code,
         notify=True,
         dialect="twilio",
-        rules=tw.TWILIO_RULES,
+        rules=tw.TWILIO_RULES
+        if service.sim_swap_max_age_hours is None
+        else tw.TWILIO_RULES.model_copy(
+            update={"sim_swap_max_age_hours": service.sim_swap_max_age_hours}
+        ),
         extra={"amount": amount, "payee": payee, "lookup": lookup},
     )
     await services.store.create(transition.begin(v, now, services.tools), now, guard)
     metrics.started(v)
-    return web.json_response(_resource(request, services, v), status=201)
+    return web.json_response(_resource(request, services, v, start=True), status=201)
 
 
-def _resource(request: web.Request, services: Services, v: Verification) -> dict[str, Any]:
-    sna_url = (
-        f"{services.settings.public_url.rstrip('/')}/v2/verify/{v.request_id}/silent-auth/redirect"
-    )
-    return tw.verification_resource(v, base_url(request), sna_url)
+def _resource(
+    request: web.Request, services: Services, v: Verification, *, start: bool = False
+) -> dict[str, Any]:
+    """`start`: a start's answer, whose `sna` also carries the desktop handoff page (fetches
+    keep Twilio's own `sna` shape)."""
+    public = services.settings.public_url
+    sna_url = f"{public.rstrip('/')}/v2/verify/{v.request_id}/silent-auth/redirect"
+    handoff_url = handoff.desktop_url(public, services.tools, v.request_id) if start else None
+    return tw.verification_resource(v, base_url(request), sna_url, handoff_url)
 
 
 async def _pending(services: Services, service: Service, sid_or_to: str) -> Verification:

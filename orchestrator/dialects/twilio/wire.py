@@ -173,7 +173,10 @@ def _standing(v: Verification) -> dict[str, Any]:
     }
 
 
-def verification_resource(v: Verification, base: str, sna_url: str | None) -> dict[str, Any]:
+def verification_resource(
+    v: Verification, base: str, sna_url: str | None, handoff_url: str | None = None
+) -> dict[str, Any]:
+    """`handoff_url` (the desktop handoff page) rides in `sna` beside the URL, when given."""
     attempts = [
         {
             "time": tw_date(s.initiated_at),
@@ -195,7 +198,11 @@ def verification_resource(v: Verification, base: str, sna_url: str | None) -> di
         "send_code_attempts": attempts,
         "date_created": tw_date(v.created_at),
         "date_updated": tw_date(_updated(v)),
-        "sna": {"url": sna_url} if pending_sna and sna_url else None,
+        "sna": (
+            {"url": sna_url, **({"handoff_url": handoff_url} if handoff_url else {})}
+            if pending_sna and sna_url
+            else None
+        ),
         "url": f"{base}/v2/Services/{v.tenant}/Verifications/{v.request_id}",
     }
 
@@ -213,7 +220,8 @@ def check_resource(v: Verification) -> dict[str, Any]:
 
 def service_resource(s: Service, base: str) -> dict[str, Any]:
     url = f"{base}/v2/Services/{s.sid}"
-    body = s.model_dump()
+    # the SIM-swap gate is this service's own setting (CLI), not a field of Twilio's resource
+    body = s.model_dump(exclude={"sim_swap_max_age_hours"})
     body["date_created"] = tw_date(s.date_created)
     body["date_updated"] = tw_date(s.date_updated)
     body["url"] = url

@@ -14,12 +14,12 @@ from orchestrator.dialects.vonage.schema import CheckRequest
 from orchestrator.domain import errors, transition
 from orchestrator.domain.events import Cancel, CodeSubmitted, NextWorkflow
 from orchestrator.domain.models import Channel, Step
+from orchestrator.handoff import token as handoff
 from orchestrator.http.body import read_json
 from orchestrator.http.keys import DELIVERY, SERVICES
 from orchestrator.security import fraud
 from orchestrator.security.auth import Principal, authenticate
 from orchestrator.services import Services
-from orchestrator.settings import Settings
 from orchestrator.timefmt import utcnow
 
 __all__ = ["setup_routes"]
@@ -54,18 +54,23 @@ async def start(request: web.Request) -> web.Response:
         sandbox=settings.sandbox,
         notify=principal.method == "jwt" and bool(principal.app.status_url),
     )
+    if principal.app.sim_swap_hours is not None:
+        v.rules = v.rules.model_copy(
+            update={"sim_swap_max_age_hours": principal.app.sim_swap_hours}
+        )
     delivery = request.app[DELIVERY]
     unavailable = [
         (f"workflow[{i}].channel", f"channel {s.channel.value} has no provider configured")
         for i, s in enumerate(v.steps)
-        if not _channel_available(settings, delivery, s)
+        if not _channel_available(services, delivery, s)
     ]
     if unavailable:
         raise errors.InvalidParameters(unavailable)
     first = v.steps[0]
     silent = first.channel is Channel.SILENT_AUTH
     if silent and first.options.get("coverage_check", True):
-        if not await services.operator.covers(first.to):
+        # the number's operator, if any (VERIFY_OPERATORS_FILE, else the sandbox's table)
+        if services.operators.for_number(first.to) is None:
             raise errors.NotCovered()
     destinations, codes = fraud.verification_targets(v)
     guard = fraud.start_guard(
@@ -83,15 +88,17 @@ async def start(request: web.Request) -> web.Response:
     body: dict[str, str] = {"request_id": v.request_id}
     if silent:
         body["check_url"] = vonage.check_url(settings.public_url, v.request_id)
+        # the desktop handoff page: the check carried to the phone by QR code or SMS link
+        body["handoff_url"] = handoff.desktop_url(settings.public_url, services.tools, v.request_id)
     return web.json_response(body, status=202)
 
 
-def _channel_available(settings: Settings, delivery: Delivery, step: Step) -> bool:
+def _channel_available(services: Services, delivery: Delivery, step: Step) -> bool:
     """A message channel needs a route with a provider for the step's number (the providers
-    file's, else VERIFY_CHANNEL_PROVIDERS'); silent auth needs its operator."""
+    file's, else VERIFY_CHANNEL_PROVIDERS'); silent auth needs an operator (whether one covers
+    the number is the coverage check's question)."""
     if step.channel is Channel.SILENT_AUTH:
-        operator = settings.channel_providers.get(step.channel.value)
-        return operator is not None and (settings.sandbox or operator != "sandbox")
+        return len(services.operators) > 0
     return bool(delivery.route(step.channel.value, step.to))
 
 

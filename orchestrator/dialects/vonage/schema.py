@@ -91,6 +91,8 @@ class VerifyRequest(_Strict):
 class StartResponse(BaseModel):
     request_id: str
     check_url: str | None = None
+    # silent-auth-first workflows: the desktop handoff page (QR code / SMS link to the phone)
+    handoff_url: str | None = None
 
 
 class CheckRequest(_Strict):
