@@ -230,11 +230,9 @@ def cmd_services_update(args: argparse.Namespace) -> int:
         policy = await fraud.set_policy(
             redis, args.service_sid, geo_allow=geo, bypass_allowed=args.allow_fraud_bypass
         )
-        out = {
-            "service_sid": args.service_sid,
-            "sim_swap_max_age_hours": service.sim_swap_max_age_hours,
-            **policy.as_json(),
-        }
+        out: dict[str, object] = {"service_sid": args.service_sid, **policy.as_json()}
+        if service.sim_swap_max_age_hours is not None:
+            out["sim_swap_max_age_hours"] = service.sim_swap_max_age_hours
         print(json.dumps(out, indent=2))
         return 0
 
