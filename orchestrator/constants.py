@@ -45,6 +45,7 @@ __all__ = [
     "RATE_LIMIT_NAMES_PREFIX",
     "RATE_LIMIT_PREFIX",
     "RATE_WINDOW_PREFIX",
+    "RECENT_PREFIX",
     "SANDBOX_OP_CODE_PREFIX",
     "SA_SESSION_PREFIX",
     "SEND_CLAIM_PREFIX",
@@ -53,11 +54,15 @@ __all__ = [
     "SERVICE_RATE_LIMITS_PREFIX",
     "SERVICE_WEBHOOKS_PREFIX",
     "SIM_SWAP_CACHE_PREFIX",
+    "TEMPLATES_PREFIX",
     "TWILIO_WEBHOOK_PREFIX",
     "VERIFICATION_PREFIX",
     "WAKE_CHANNEL",
     "WEBHOOK_FAILED_SET",
     "WEBHOOK_PREFIX",
+    "WEBHOOK_RETRY_SET",
+    "WORKERS_SET",
+    "WORKER_JOBS_PREFIX",
     "hashed_key_part",
 ]
 
@@ -76,6 +81,9 @@ CAMARA_CIBA_PREFIX = PREFIX + "camop:ciba:"
 CAMARA_TOKEN_PREFIX = PREFIX + "camop:tok:"
 CAMARA_ASSERTION_JTI_PREFIX = PREFIX + "camop:ajti:"
 CAMARA_SIGNING_KEY = PREFIX + "camop:signing-key"
+# sorted sets, capped, expiring with the retention: the most recent verifications, all of them
+# ("all", 10,000) and per account ("a:<account>", 2,000), for the operations console
+RECENT_PREFIX = PREFIX + "recent:"
 # string "1"/"0" with a 60 s TTL: "<number digest>:<hours>" -> whether its SIM changed within
 # those hours, as the covering operator said (the SIM-swap gate asks once a minute per number)
 SIM_SWAP_CACHE_PREFIX = PREFIX + "simswap:"
@@ -165,6 +173,17 @@ WEBHOOK_FAILED_SET = PREFIX + "wh-failed"
 SERVER_KEY = PREFIX + "server-key"
 # pub/sub channel: "a job is due now", so workers need not wait for their poll
 WAKE_CHANNEL = PREFIX + "wake"
+# hash per account: "t:<template uuid>" -> the template as JSON (its fragments inside), and
+# "default" -> the uuid of the account's default template (Vonage templates, Twilio TemplateSid)
+TEMPLATES_PREFIX = PREFIX + "tpls:"
+# autoscaling gauges (web /metrics, orchestrator/http/metrics.py), kept by the workers:
+# string per worker: the jobs it holds (claimed, end not yet written); its TTL is refreshed by
+# every claim and end, so a killed worker's count goes when its jobs' in-progress keys would
+WORKER_JOBS_PREFIX = PREFIX + "wjobs:"
+# sorted set: worker id -> ms its WORKER_JOBS_PREFIX key expires (the live ones to sum)
+WORKERS_SET = PREFIX + "workers"
+# sorted set: webhook message id -> ms its next attempt is due (deliver_webhook deferred it)
+WEBHOOK_RETRY_SET = PREFIX + "wh-retry"
 
 
 def hashed_key_part(value: str) -> str:

@@ -20,6 +20,7 @@ from orchestrator.engine.codes import SecretCodeTools
 from orchestrator.engine.store import Store
 from orchestrator.operators.operators_file import Operators, build_operators, operators_config_for
 from orchestrator.operators.sandbox import OperatorTable, SandboxOperator
+from orchestrator.redisconn import redis_client, replication_for
 from orchestrator.settings import Settings
 
 __all__ = ["Services", "build_services", "load_secret_key"]
@@ -57,9 +58,11 @@ async def load_secret_key(redis: Redis, settings: Settings) -> bytes:
 
 
 async def build_services(settings: Settings, redis: Redis | None = None) -> Services:
-    redis = redis or Redis.from_url(settings.redis_url)
+    redis = redis or redis_client(settings)
     renderer = partial(_render_webhook, public_url=settings.public_url)
-    store = Store(redis, renderer, settings.retention_seconds)
+    store = Store(
+        redis, renderer, settings.retention_seconds, replication=replication_for(settings)
+    )
     tools = SecretCodeTools(await load_secret_key(redis, settings))
     table = OperatorTable.load(settings.resolve_path(settings.sandbox_operator_table))
     operator = SandboxOperator(redis, table, settings.public_url)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +35,34 @@ class Settings(BaseSettings):
     )
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # ---- high availability (orchestrator/redisconn.py) ----
+    # Sentinels as "host:port,host:port": the primary is looked up through them (and followed
+    # through a failover); redis_url then gives only the scheme, credentials, db and options
+    redis_sentinels: str = ""
+    redis_sentinel_master: str | None = Field(default=None, validate_default=True)
+    # the Sentinels' own password (`requirepass` in sentinel.conf); the data one is in redis_url
+    redis_sentinel_password: SecretStr | None = None
+    # a start is answered 202 only once this many replicas have it (WAIT); 0: don't wait
+    redis_wait_replicas: int = Field(default=0, ge=0)
+    redis_wait_timeout_seconds: float = Field(default=0.5, gt=0, le=60)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: str) -> str:
+        _host_ports(value)  # ValueError: a clear message
+        return value
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _sentinel_master(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("redis_sentinels") and not value:
+            raise ValueError("required when VERIFY_REDIS_SENTINELS is set")
+        return value
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """VERIFY_REDIS_SENTINELS as (host, port) pairs."""
+        return _host_ports(self.redis_sentinels)
+
     public_url: str = "http://127.0.0.1:8080"
     sandbox: bool = False
     webhook_allow_private: bool = False
@@ -50,6 +78,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65536, ge=1024)
     # when set, GET /metrics answers only `Authorization: Bearer <token>`
     metrics_token: SecretStr | None = None
+    # the operations console's operator token (GET /console); unset: only accounts sign in
+    console_token: SecretStr | None = None
     # reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or CIDRs)
     trusted_proxies: str = ""
 
@@ -124,6 +154,11 @@ class Settings(BaseSettings):
     operators_file: Path | None = None
     # the SIM-swap gate when the number's operator can't answer: send anyway (true) or refuse
     sim_swap_fail_open: bool = True
+    # ---- workflows (orchestrator/workflows/) ----
+    # the TOML file of named workflows and their templates; re-read on SIGHUP
+    workflows_file: Path | None = None
+    # also re-read it when its mtime changes, checked this often (seconds; 0: only on SIGHUP)
+    workflows_poll_seconds: float = Field(default=0, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -152,3 +187,17 @@ class Settings(BaseSettings):
     def resolve_path(self, path: Path) -> Path:
         """Relative config paths are relative to the repository root, not the working directory."""
         return path if path.is_absolute() else CONFIG_DIR.parent / path
+
+
+def _host_ports(value: str) -> list[tuple[str, int]]:
+    """`host:port,[::1]:port` as pairs; ValueError naming the part that is not one."""
+    found: list[tuple[str, int]] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{part!r} is not host:port")
+        found.append((host, int(port)))
+    return found

@@ -43,6 +43,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +54,8 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_pref
 from arq.jobs import deserialize_job_raw
 from arq.utils import args_to_string, ms_to_datetime, timestamp_ms, truncate
 from arq.worker import Function, Retry, RetryJob, Worker
+
+from orchestrator.constants import WORKER_JOBS_PREFIX, WORKERS_SET
 
 __all__ = ["RETRY_KEY_TTL_S", "ClaimedJob", "ClaimedJobWorker", "EndWriter", "JobEnd"]
 
@@ -88,12 +93,22 @@ class JobEnd:
 
 
 # Write a batch of job ends, each as arq's finish MULTI would (the script is atomic as a whole).
-# KEYS[1] queue; ARGV[1..3] in-progress, job and retry key prefixes; then per job: id,
-# '1' (done) or '0' (run again), ms to add to its score ('0': none). ZADD XX: a job removed
-# from the queue meanwhile is not put back (arq's ZINCRBY would add it).
+# It also lowers this worker's count of held jobs (workers/worker.py) by the batch, refreshing
+# its TTL and its expiry in the workers set; a count that is gone (expired, or the worker
+# stopping) is not made again, negative: the next claim sets it.
+# KEYS[1] queue, KEYS[2] this worker's jobs count, KEYS[3] the workers set; ARGV[1..3]
+# in-progress, job and retry key prefixes, ARGV[4..7] jobs ended, count ttl ms, worker id, ms
+# the count expires; then per job: id, '1' (done) or '0' (run again), ms to add to its score
+# ('0': none). ZADD XX: a job removed from the queue meanwhile is not put back (arq's ZINCRBY
+# would add it).
 _WRITE_ENDS = """
 local in_progress, job, retry = ARGV[1], ARGV[2], ARGV[3]
-for i = 4, #ARGV, 3 do
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('DECRBY', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+end
+for i = 8, #ARGV, 3 do
   local id = ARGV[i]
   if ARGV[i + 1] == '1' then
     redis.call('DEL', in_progress .. id, job .. id, retry .. id)
@@ -188,6 +203,11 @@ class ClaimedJobWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _reject_unsupported_options(self)
+        # the autoscaling count of held jobs (workers/worker.py); the TTL is the in-progress
+        # keys' own, so a killed worker's count lasts as long as its claims
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.jobs_count_key = WORKER_JOBS_PREFIX + self.worker_id
+        self.jobs_count_ttl_ms = int(self.in_progress_timeout_s * 1000)
         self._end_script: Any = None
         self._ends = EndWriter(self._write_ends)
 
@@ -309,10 +329,18 @@ class ClaimedJobWorker(Worker):
     async def _write_ends(self, ends: list[JobEnd]) -> None:
         if self._end_script is None:
             self._end_script = self.pool.register_script(_WRITE_ENDS)
-        args: list[str | int] = [in_progress_key_prefix, job_key_prefix, retry_key_prefix]
+        args: list[str | int] = [
+            in_progress_key_prefix,
+            job_key_prefix,
+            retry_key_prefix,
+            len(ends),
+            self.jobs_count_ttl_ms,
+            self.worker_id,
+            timestamp_ms() + self.jobs_count_ttl_ms,
+        ]
         for end in ends:
             args += (end.job_id, "1" if end.done else "0", end.defer_ms)
-        await self._end_script(keys=[self.queue_name], args=args)
+        await self._end_script(keys=[self.queue_name, self.jobs_count_key, WORKERS_SET], args=args)
 
 
 def _reject_unsupported_options(worker: Worker) -> None:

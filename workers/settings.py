@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 from arq.worker import Retry, func
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -21,8 +20,10 @@ from orchestrator.delivery.providers_file import Delivery, delivery_for
 from orchestrator.delivery.receipts import Receipt
 from orchestrator.engine import jobs, receipts
 from orchestrator.operators.operators_file import operators_config_for
+from orchestrator.redisconn import arq_client
 from orchestrator.services import build_services
 from orchestrator.settings import Settings
+from orchestrator.workflows import registry as workflows
 from workers.channels.registry import build_adapters
 from workers.dispatch import Breakers
 from workers.handoff import send_handoff_link
@@ -68,7 +69,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     if settings.worker_metrics_port:
         from orchestrator.metrics import serve_worker_metrics
 
-        serve_worker_metrics(settings.worker_metrics_port)
+        serve_worker_metrics(settings.worker_metrics_port, token=settings.metrics_token)
     delivery: Delivery = ctx["delivery"]
     services = await build_services(settings)
     connector = aiohttp.TCPConnector(
@@ -126,6 +127,7 @@ def create_worker(
     or operators file can't be used."""
     delivery = delivery_for(settings)
     operators_config_for(settings)
+    workflows.load_for(settings)  # the same refusal as `serve` for a workflows file
     # a send may try every provider of its longest route, each up to send_timeout_seconds
     longest_route = max(
         (len(names) for table in delivery.routes.values() for names in table.values()), default=1
@@ -166,7 +168,10 @@ def create_worker(
     ]
     worker = WakeableWorker(
         functions=functions,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        # the Sentinel-aware pool of orchestrator/redisconn.py, not arq's create_pool
+        redis_pool=arq_client(
+            settings, job_serializer=_dumps, job_deserializer=jobs.deserialize_job
+        ),
         on_startup=_startup,
         on_shutdown=_shutdown,
         ctx={"settings": settings, "delivery": delivery},

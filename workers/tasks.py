@@ -16,6 +16,7 @@ from arq.connections import ArqRedis
 from arq.worker import Retry
 
 from orchestrator import constants, metrics
+from orchestrator.console import attempts
 from orchestrator.delivery.providers_file import Delivery
 from orchestrator.domain import errors, transition
 from orchestrator.domain.events import DeliveryFailed, StepTimedOut
@@ -160,7 +161,13 @@ async def deliver_webhook(
     ctx: dict[str, Any], message_id: str, attempt: int, replay: int = 0
 ) -> None:
     """One delivery attempt; a failure enqueues the next attempt as its own deferred job.
-    `replay` > 0: the n-th operator replay (`webhooks replay`), whose jobs have their own ids."""
+    `replay` > 0: the n-th operator replay (`webhooks replay`), whose jobs have their own ids.
+
+    A message waiting for its next attempt is in `WEBHOOK_RETRY_SET` (the web `/metrics` gauge
+    `verify_webhooks_awaiting_retry` counts it): added after the retry job is enqueued, removed
+    by the next attempt that does not defer again (a first attempt was never added, so it costs
+    no round trip). A worker killed between the two writes leaves it out (an undercount until
+    that retry runs), never in for good: members due longer ago than the retention are dropped."""
     w = _state(ctx)
     settings = w.services.settings
     redis = w.services.redis
@@ -173,7 +180,11 @@ async def deliver_webhook(
         retention_ms=settings.retention_seconds * 1000,
     )
     metrics.WEBHOOK_ATTEMPTS.labels(result.outcome).inc()
+    # each attempt's outcome and response status, kept on the message for the console
+    await attempts.record(redis, message_id, attempt, replay, result.outcome, result.status)
     if result.outcome != "retry":
+        if attempt > 1:
+            await redis.zrem(constants.WEBHOOK_RETRY_SET, message_id)
         return
     delay = retry_delay(
         settings.webhook_retry_schedule, attempt, settings.webhook_retry_jitter, w.rng
@@ -186,6 +197,7 @@ async def deliver_webhook(
                 constants.WEBHOOK_PREFIX + message_id, "last_status", str(result.status or "")
             )
             pipe.zadd(constants.WEBHOOK_FAILED_SET, {message_id: time.time()})
+            pipe.zrem(constants.WEBHOOK_RETRY_SET, message_id)
             await pipe.execute()
         metrics.WEBHOOK_EXHAUSTED.inc()
         log.warning("webhook %s exhausted after %d attempts", message_id, attempt)
@@ -200,6 +212,13 @@ async def deliver_webhook(
         _job_id=jobs.webhook_job_id(message_id, attempt + 1, replay),
         _defer_by=timedelta(seconds=delay),
     )
+    now_ms = int(time.time() * 1000)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zadd(constants.WEBHOOK_RETRY_SET, {message_id: now_ms + int(delay * 1000)})
+        pipe.zremrangebyscore(
+            constants.WEBHOOK_RETRY_SET, "-inf", now_ms - settings.retention_seconds * 1000
+        )
+        await pipe.execute()
 
 
 async def challenge_expire(ctx: dict[str, Any], challenge_sid: str) -> None:

@@ -12,6 +12,14 @@ reuse its private state (`sem`, `job_counter`, `tasks`, `_queue_read_offset`,
 `_release_sem_dec_counter_on_complete`, the `arq:in-progress:`, `arq:job:` and `arq:retry:`
 keys); `workers/jobrun.py` replaces `run_job`/`finish_job`. They were written against arq 0.28
 and pyproject pins `arq<0.29`; re-read `arq/worker.py` before raising that pin.
+
+Autoscaling signal: each worker keeps the number of jobs it holds in `vo:wjobs:<worker id>`
+(`WORKER_JOBS_PREFIX`), listed in the sorted set `vo:workers` (`WORKERS_SET`), for the web
+`/metrics` gauge `verify_jobs_in_progress`. Every claim sets it to the exact count (the jobs held
+before the claim + those it claimed), every batch of ends lowers it (`workers/jobrun.py`), and
+both refresh its TTL of `in_progress_timeout_s`. So a killed worker's count lasts as long as
+its jobs' in-progress keys would (they are claimed and not re-runnable that long), and a count
+thrown off by a race with an end in flight is set right by the next claim, one poll later.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from orchestrator.constants import WAKE_CHANNEL
+from orchestrator.constants import WAKE_CHANNEL, WORKERS_SET
 from workers.jobrun import RETRY_KEY_TTL_S, ClaimedJob, ClaimedJobWorker
 
 __all__ = ["WakeableWorker"]
@@ -46,9 +54,13 @@ log = logging.getLogger("workers.worker")
 # It also reads the one key a job is known to start by reading (`prefetch` rules: a job id
 # "<id prefix><subject>:<n>" prefetches "<key prefix><subject>"), which the job then need not
 # read itself: a send job's verification state.
-# KEYS[1] queue; ARGV: now_ms, max to claim, read limit, read offset, explicit ids ('' none),
-# in-progress key prefix, in-progress ttl ms, job key prefix, retry key prefix, retry key ttl s,
-# prefetch rules (JSON [[id prefix, key prefix], ...]).
+# Last, it sets this worker's count of held jobs (KEYS[2], TTL ARGV[13] ms) to the jobs held
+# before the claim (ARGV[12]) + the claimed, lists the worker in KEYS[3] with the time its count
+# expires, and drops workers whose count expired a TTL ago (by this worker's clock).
+# KEYS[1] queue, KEYS[2] this worker's jobs count, KEYS[3] the workers set; ARGV: now_ms, max to
+# claim, read limit, read offset, explicit ids ('' none), in-progress key prefix, in-progress
+# ttl ms, job key prefix, retry key prefix, retry key ttl s, prefetch rules (JSON
+# [[id prefix, key prefix], ...]), jobs held, count ttl ms, worker id.
 # Returns {id, score, record or nil, try, prefetched or nil, ...} (5 per job).
 _CLAIM = """
 local now = tonumber(ARGV[1])
@@ -99,6 +111,10 @@ for i, id in ipairs(ids) do
     end
   end
 end
+local ttl = tonumber(ARGV[13])
+redis.call('SET', KEYS[2], tonumber(ARGV[12]) + n, 'PX', ttl)
+redis.call('ZADD', KEYS[3], now + ttl, ARGV[14])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - ttl)
 return claimed
 """
 
@@ -127,7 +143,7 @@ class WakeableWorker(ClaimedJobWorker):
         if self._claim_script is None:
             self._claim_script = self.pool.register_script(_CLAIM)
         raw = await self._claim_script(
-            keys=[self.queue_name],
+            keys=[self.queue_name, self.jobs_count_key, WORKERS_SET],
             args=[
                 timestamp_ms(),
                 limit,
@@ -140,6 +156,9 @@ class WakeableWorker(ClaimedJobWorker):
                 retry_key_prefix,
                 RETRY_KEY_TTL_S,
                 json.dumps(list(self.prefetch.items())),
+                self.job_counter,
+                self.jobs_count_ttl_ms,
+                self.worker_id,
             ],
         )
         return _claimed_jobs(raw)
@@ -217,6 +236,8 @@ class WakeableWorker(ClaimedJobWorker):
                 default_queue_name=self.queue_name,
                 expires_extra_ms=self.expires_extra_ms,
             )
+        else:
+            await self._reachable()
         self.ctx["redis"] = self.pool
         if self.on_startup:
             await self.on_startup(self.ctx)
@@ -241,6 +262,31 @@ class WakeableWorker(ClaimedJobWorker):
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listener
+            # a worker that stops holds no jobs: its count goes now, not after its TTL (ends
+            # still being written find no count and leave it be)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await self._forget_jobs_count()
+
+    async def _forget_jobs_count(self) -> None:
+        async with self.pool.pipeline(transaction=True) as pipe:
+            pipe.delete(self.jobs_count_key)
+            pipe.zrem(WORKERS_SET, self.worker_id)
+            await pipe.execute()
+
+    async def _reachable(self, tries: int = 5) -> None:
+        """Wait for the given pool's Redis as arq's create_pool waits for its own (the startup
+        reads Redis): a worker started during a failover waits for the new primary."""
+        for attempt in range(tries):
+            try:
+                await self.pool.ping()
+                return
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if attempt == tries - 1:
+                    raise
+                left = tries - 1 - attempt
+                log.warning("redis unavailable at start, %d tries left: %s", left, exc)
+                await asyncio.sleep(1)
 
     async def _burst_done(self) -> bool:
         if 0 <= self.max_burst_jobs <= self._jobs_started():

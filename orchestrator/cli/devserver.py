@@ -20,6 +20,8 @@ from orchestrator.operators.operators_file import OperatorsFileError, operators_
 from orchestrator.settings import Settings
 from orchestrator.tenants import accounts, apps
 from orchestrator.timefmt import iso_ms, utcnow
+from orchestrator.workflows import registry as workflows
+from orchestrator.workflows.file import WorkflowsFileError
 
 __all__ = ["run_dev"]
 
@@ -32,7 +34,8 @@ def run_dev(port: int, data_dir: Path) -> int:
         # before Redis starts: a broken providers or operators file is one line, no traceback
         delivery_for(base.model_copy(update={"sandbox": True}))
         operators_config_for(base.model_copy(update={"sandbox": True}))
-    except (ProvidersFileError, OperatorsFileError) as exc:
+        workflows.load_for(base)
+    except (ProvidersFileError, OperatorsFileError, WorkflowsFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     embedded: EmbeddedRedis | None = None
@@ -46,8 +49,16 @@ def run_dev(port: int, data_dir: Path) -> int:
     settings = base.model_copy(
         update={
             "redis_url": redis_url,
+            # the embedded Redis is one process: no Sentinel to ask, whatever the environment says
+            **({"redis_sentinels": ""} if embedded is not None else {}),
             "sandbox": True,
             "webhook_allow_private": True,
+            # an author edits the workflows file and tries it at once: re-read it on change
+            **(
+                {"workflows_poll_seconds": 1.0}
+                if "workflows_poll_seconds" not in base.model_fields_set
+                else {}
+            ),
             # one person trying things by hand retries the same number often; keep the guard on
             # but far from their way (explicit VERIFY_FRAUD_* settings still win)
             **{
@@ -114,6 +125,10 @@ async def _received_webhook(request: web.Request) -> web.Response:
 
 
 def _banner(app: dict[str, Any], settings: Settings) -> str:
+    """What `dev` prints: credentials and snippets that run as printed once the placeholders a
+    user reads off earlier output (REQUEST_ID, the code, VA...) are filled in; every snippet is
+    run by tests/integration/test_printed_snippets.py. The SDK snippet's `request` stand-in
+    takes `method` and `url` by name: vonage-http-client calls `request(**params)`."""
     url = settings.public_url
     basic = f"{app['api_key']}:{app['api_secret']}"
     host = url.removeprefix("http://")
@@ -135,7 +150,7 @@ Check it:
 
 Twilio dialect (create a service once, then verifications):
   curl -s -u {app.get("account_sid")}:{app.get("auth_token")} {url}/v2/Services -d FriendlyName=ACME
-  curl -s -u {app.get("account_sid")}:{app.get("auth_token")} {url}/v2/Services/VA.../Verifications \
+  curl -s -u {app.get("account_sid")}:{app.get("auth_token")} {url}/v2/Services/VA.../Verifications \\
     --data-urlencode To=+447700900000 -d Channel=sms
 
 Passkeys demo (a real authenticator in your browser; localhost is a secure context):
@@ -148,7 +163,7 @@ Python (official vonage SDK; it speaks https only, so send it through plain http
                   HttpClientOptions(api_host="{host}"))
   session = client.http_client._session
   send = session.request
-  session.request = lambda m, u, **kw: send(m, u.replace("https://", "http://", 1), **kw)
+  session.request = lambda method, url, **kw: send(method, url.replace("https://", "http://", 1), **kw)
   print(client.verify.start_verification(VerifyRequest(brand="ACME", workflow=[SmsChannel(to="447700900000")])))
 """
 

@@ -16,14 +16,18 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from orchestrator import constants
+from orchestrator.cli import templates as templates_cli
+from orchestrator.cli import workflows as workflows_cli
 from orchestrator.delivery.providers_file import ProvidersFileError
 from orchestrator.engine import outbox
 from orchestrator.operators.operators_file import OperatorsFileError
+from orchestrator.redisconn import redis_client
 from orchestrator.security import fraud
 from orchestrator.security.netguard import UnsafeURL, check_status_url
 from orchestrator.settings import Settings
 from orchestrator.tenants import accounts, apps, verify_services
 from orchestrator.timefmt import iso_ms, utcnow
+from orchestrator.workflows.file import WorkflowsFileError
 
 __all__ = ["main"]
 
@@ -61,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _logging(settings)
     try:
         app = create_app(settings)
-    except (ProvidersFileError, OperatorsFileError) as exc:
+    except (ProvidersFileError, OperatorsFileError, WorkflowsFileError) as exc:
         return _fail(str(exc), 2)
     ssl_context = None
     if args.certfile:
@@ -85,7 +89,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _logging(settings)
     try:
         worker = create_worker(settings)
-    except (ProvidersFileError, OperatorsFileError) as exc:
+    except (ProvidersFileError, OperatorsFileError, WorkflowsFileError) as exc:
         return _fail(str(exc), 2)
     worker.run()
     return 0
@@ -99,7 +103,7 @@ def _fail(message: str, exit_code: int) -> int:
 
 def _run(coro_fn: Callable[[Redis], Awaitable[int]], settings: Settings) -> int:
     async def go() -> int:
-        redis = Redis.from_url(settings.redis_url)
+        redis = redis_client(settings)
         try:
             return await coro_fn(redis)
         finally:
@@ -227,12 +231,20 @@ def cmd_services_update(args: argparse.Namespace) -> int:
         if args.sim_swap_max_age is not None:
             service.sim_swap_max_age_hours = args.sim_swap_max_age or None
             await verify_services.save_service(redis, service)
+        if args.workflow is not None:
+            problem = workflows_cli.check_service_workflow(settings, args.workflow)
+            if problem is not None:
+                return _fail(problem, 2)
+            service.workflow = args.workflow or None
+            await verify_services.save_service(redis, service)
         policy = await fraud.set_policy(
             redis, args.service_sid, geo_allow=geo, bypass_allowed=args.allow_fraud_bypass
         )
         out: dict[str, object] = {"service_sid": args.service_sid, **policy.as_json()}
         if service.sim_swap_max_age_hours is not None:
             out["sim_swap_max_age_hours"] = service.sim_swap_max_age_hours
+        if service.workflow is not None:
+            out["workflow"] = service.workflow
         print(json.dumps(out, indent=2))
         return 0
 
@@ -354,8 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = svc_sub.add_parser("update", help="geo permissions and Fraud Guard bypass of a service")
     p.add_argument("service_sid")
     _sim_swap_arg(p)
+    p.add_argument(
+        "--workflow",
+        metavar="NAME",
+        help='the workflows file\'s workflow Channel=auto follows ("" goes back to the built-in)',
+    )
     _fraud_args(p, "RiskCheck=disable")
     p.set_defaults(fn=cmd_services_update)
+
+    workflows_cli.add_parser(sub)
+    templates_cli.add_parser(sub, _settings)
 
     acc = sub.add_parser("accounts", help="manage accounts (both dialects' tenants)")
     acc_sub = acc.add_subparsers(dest="accounts_command", required=True)

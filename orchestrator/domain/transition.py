@@ -204,7 +204,13 @@ def _start_step(t: Transition, index: int, now: datetime, tools: CodeTools) -> N
         timeout = policy.SILENT_AUTH_TIMEOUT
         _emit(t, "event", index, "action_pending", now)
     else:
-        timeout = v.channel_timeout if v.rules.step_timeouts else None
+        # a workflow file's step may carry its own timeout (seconds), which applies even where
+        # the dialect's code steps don't time out by themselves (Twilio: only its lifetime)
+        own = step.options.get("timeout")
+        if isinstance(own, int) and not isinstance(own, bool) and own > 0:
+            timeout = own
+        else:
+            timeout = v.channel_timeout if v.rules.step_timeouts else None
         code = _code_for(v, index, tools)
         code_hash = tools.hash_code(v.request_id, code)
         if code_hash not in v.code_hashes:

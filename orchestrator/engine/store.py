@@ -31,6 +31,7 @@ from orchestrator.domain.models import Status, Verification
 from orchestrator.domain.transition import Refused, Transition
 from orchestrator.engine import jobs
 from orchestrator.engine.luascripts import registered
+from orchestrator.redisconn import Replication
 
 __all__ = ["CommitGuard", "Store", "WebhookRenderer", "message_id", "split_stored"]
 
@@ -139,9 +140,15 @@ def message_id(request_id: str, seq: int) -> str:
 
 class Store:
     def __init__(
-        self, redis: Redis, render_webhook: WebhookRenderer, retention_seconds: int
+        self,
+        redis: Redis,
+        render_webhook: WebhookRenderer,
+        retention_seconds: int,
+        replication: Replication | None = None,
     ) -> None:
         self.redis = redis
+        # VERIFY_REDIS_WAIT_REPLICAS: a start returns only once that many replicas have it
+        self._replication = replication
         self._render = render_webhook
         self._retention_ms = retention_seconds * 1000
         self._commit = redis.register_script(_COMMIT)
@@ -182,7 +189,16 @@ class Store:
         v = t.state
         absent = [self.active_key(v.tenant, d) for d in v.destinations()]
         ops = [["set", k, v.request_id, str(PENDING_TTL_MS)] for k in absent]
-        result = await self._run(t, 0, now, absent=absent, extra_ops=ops, guard=guard)
+        if self._replication is None:
+            result = await self._run(t, 0, now, absent=absent, extra_ops=ops, guard=guard)
+        else:
+            # WAIT counts the replicas that have this connection's writes: commit and WAIT on
+            # one connection. Too few in time: NotReplicated (a retryable 503), and the start
+            # stays committed on the primary (see the README's HA section)
+            async with self.redis.client() as connection:
+                result = await self._run(t, 0, now, absent, ops, guard, connection)
+                if result[0] not in ("taken", "conflict"):
+                    await self._replication.confirm(connection)
         if result[0] == "taken":
             raise errors.DestinationBusy(result[1])
         if result[0] == "conflict":
@@ -223,6 +239,7 @@ class Store:
         absent: list[str] | None = None,
         extra_ops: list[list[Any]] | None = None,
         guard: CommitGuard | None = None,
+        client: Redis | None = None,
     ) -> list[str]:
         v = t.state
         ended = v.status is not Status.PENDING
@@ -241,10 +258,11 @@ class Store:
         # COUPLING: changing a field's default changes stored verifications that omit it.
         state = v.model_dump_json(exclude_defaults=True, exclude=_NOT_STORED)
         if guard is None:
-            result = await self._commit(args=[json.dumps(plan), state])
+            result = await self._commit(args=[json.dumps(plan), state], client=client)
         else:
             script = registered(self.redis, _guarded(guard.lua))
-            result = await script(keys=guard.keys, args=[json.dumps(plan), state, guard.plan])
+            args = [json.dumps(plan), state, guard.plan]
+            result = await script(keys=guard.keys, args=args, client=client)
         return [r.decode() if isinstance(r, bytes) else str(r) for r in result]
 
     def _ops(self, v: Verification, effects: list[Effect], now: datetime) -> list[list[Any]]:

@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from orchestrator import __version__
 from orchestrator.dialects.twilio import schema as ts
 from orchestrator.dialects.vonage import schema as vs
+from orchestrator.templates import schema as templates_schema
 
 __all__ = ["document", "handler"]
 
@@ -233,7 +234,7 @@ def _not_nullable(schema: dict[str, Any]) -> dict[str, Any]:
 @cache
 def document() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "validation") for m in [*_MODELS, *_FORMS]],
+        [(m, "validation") for m in [*_MODELS, *_FORMS, *templates_schema.OPENAPI_MODELS]],
         ref_template="#/components/schemas/{model}",
     )
     schemas: dict[str, Any] = defs.get("$defs", {})
@@ -316,7 +317,7 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}, {"basicAuth": []}],
-        "paths": {**paths, **_twilio_paths()},
+        "paths": {**paths, **_twilio_paths(), **templates_schema.openapi_paths()},
         "components": {
             "schemas": schemas,
             "securitySchemes": {

@@ -29,6 +29,9 @@ class Service(BaseModel):
     # SMS, WhatsApp and voice send no code to a number whose SIM changed within this many hours
     # (`verify-orchestrator services update VA… --sim-swap-max-age HOURS`); None: no check
     sim_swap_max_age_hours: int | None = None
+    # the workflows file's workflow `Channel=auto` follows (`services update VA… --workflow NAME`);
+    # None: auto is silent auth when the device IP is covered, then SMS
+    workflow: str | None = None
     push: dict[str, Any] = Field(
         default_factory=lambda: {
             "include_date": False,

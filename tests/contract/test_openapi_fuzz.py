@@ -47,6 +47,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.contract.templates_fuzz_plans import template_plans
 from tests.support.processes import Stack, wait_until
 
 MAX_EXAMPLES = int(os.environ.get("OPENAPI_FUZZ_MAX_EXAMPLES", "300"))
@@ -355,6 +356,7 @@ PLANS: dict[str, Callable[[Clients], Setup]] = {
     "UpdateVerification": _update_verification,
     "CreateVerificationCheck": _create_verification_check,
 }
+PLANS.update(template_plans(Setup))
 # every operation's statuses, for test_totals
 TALLY: dict[str, Counter[int]] = {}
 

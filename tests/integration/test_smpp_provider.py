@@ -16,12 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from orchestrator.delivery import gsm
 from orchestrator.delivery.receipts import Receipt
 from orchestrator.delivery.smpp import SmppConfig
 from tests.support.smsc import PerlSmsc, unavailable
 from workers.channels.base import OutboundMessage
 from workers.providers.base import Accepted, ProviderContext, ProviderError
-from workers.providers.smpp import SmppProvider, gsm
+from workers.providers.smpp import SmppProvider
 
 pytestmark = pytest.mark.timeout(60)
 

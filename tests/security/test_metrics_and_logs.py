@@ -51,7 +51,11 @@ def web_metrics(stack: Stack) -> str:
 
 def worker_metrics(stack: Stack) -> str:
     port = stack.env["VERIFY_WORKER_METRICS_PORT"]
-    resp = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    resp = requests.get(
+        f"http://127.0.0.1:{port}/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},  # the same token as /metrics
+        timeout=10,
+    )
     assert resp.status_code == 200, resp.text
     return resp.text
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from orchestrator.delivery import gsm
 from orchestrator.delivery.smpp import SmppConfig
-from workers.providers.smpp import gsm
 from workers.providers.smpp.pdu import (
     BIND_TRANSCEIVER,
     ENQUIRE_LINK,

@@ -1,4 +1,5 @@
-"""Twilio errors on the wire: `{code, message, more_info, status}` for every failure."""
+"""Twilio errors on the wire: `{code, message, more_info, status}` for every failure (a Redis
+that is unavailable, e.g. failing over, is a retryable 503 with Retry-After, not a 500)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from orchestrator.dialects.twilio import wire as twilio
 from orchestrator.domain import errors
 from orchestrator.http.body import BadJSON
 from orchestrator.http.errors import Handler
+from orchestrator.redisconn import RETRY_AFTER_SECONDS, unavailable
 
 __all__ = ["handle", "owns"]
 
@@ -45,6 +47,11 @@ async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             message = f"The requested resource {request.path} was not found"
             return _twilio_response(twilio.TwilioError(404, 20404, message))
         return _twilio_response(twilio.TwilioError(exc.status, exc.status, exc.reason))
-    except Exception:
+    except Exception as exc:
+        if unavailable(exc):
+            log.warning("redis unavailable on %s %s: %s", request.method, request.path, exc)
+            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            busy = twilio.TwilioError(503, 20503, "Service Unavailable", headers=retry)
+            return _twilio_response(busy)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _twilio_response(twilio.TwilioError(500, 20500, "Internal Server Error"))

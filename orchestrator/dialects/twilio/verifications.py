@@ -8,11 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator import metrics
+from orchestrator.console import index as recent_index
 from orchestrator.dialects.twilio import ratelimit_store as ratelimits
 from orchestrator.dialects.twilio import wire as tw
 from orchestrator.dialects.twilio.context import base_url, read_form, service_for
 from orchestrator.dialects.twilio.forms import Form, invalid
 from orchestrator.dialects.twilio.lookup import carrier_lookup
+from orchestrator.dialects.twilio.template_text import twilio_template_text
 from orchestrator.domain import errors, transition
 from orchestrator.domain.events import Approve, Cancel, CodeSubmitted, Resend, SilentCheck
 from orchestrator.domain.models import Channel, Status, Step, Verification
@@ -24,6 +26,9 @@ from orchestrator.services import Services
 from orchestrator.tenants.accounts import new_sid
 from orchestrator.tenants.verify_services import Service
 from orchestrator.timefmt import utcnow
+from orchestrator.workflows.file import WorkflowsFile
+from orchestrator.workflows.plan import plan as plan_workflow
+from orchestrator.workflows.registry import WORKFLOWS
 
 __all__ = ["setup_routes"]
 
@@ -54,7 +59,14 @@ def _destination(form: Form, channel: str, sandbox: bool) -> str:
 
 
 async def _steps(
-    services: Services, service: Service, form: Form, channel: str, to: str
+    services: Services,
+    service: Service,
+    form: Form,
+    channel: str,
+    to: str,
+    *,
+    workflows: WorkflowsFile | None = None,
+    locale: str = "en-us",
 ) -> list[Step]:
     options: dict[str, Any] = {}
     device_ip = form.ip("DeviceIp")
@@ -84,6 +96,8 @@ async def _steps(
                 options[key] = config[key]
     if channel == "whatsapp":
         sender = service.whatsapp.get("from")
+    if channel == "auto" and service.workflow is not None:
+        return await _workflow_steps(services, service, workflows, to, device_ip, locale, options)
     if channel == "auto":
         covered = (
             device_ip is not None and services.operator.table.msisdn_for(device_ip) is not None
@@ -93,6 +107,39 @@ async def _steps(
             return [Step(channel=Channel.SILENT_AUTH, to=to, options={"device_ip": device_ip}), sms]
         return [sms]
     return [Step(channel=tw.CHANNELS[channel], to=to, sender=sender, options=options)]
+
+
+async def _workflow_steps(
+    services: Services,
+    service: Service,
+    workflows: WorkflowsFile | None,
+    to: str,
+    device_ip: str | None,
+    locale: str,
+    options: dict[str, Any],
+) -> list[Step]:
+    """`Channel=auto` on a service with a named workflow: that workflow's kept steps for `to`,
+    their texts in `locale` (the auto path's own options, e.g. AppHash, go on its SMS steps)."""
+    assert service.workflow is not None
+    if workflows is None or service.workflow not in workflows.workflows:
+        message = f"The service's workflow {service.workflow!r} is not in the workflows file"
+        raise tw.TwilioError(400, 60200, message)
+    plan = await plan_workflow(
+        workflows,
+        service.workflow,
+        to=to,
+        operators=services.operators,
+        now=utcnow(),
+        device_ip=device_ip,
+    )
+    steps = plan.domain_steps(locale)
+    if not steps:
+        message = f"The service's workflow {service.workflow!r} keeps no step for this number"
+        raise tw.TwilioError(400, 60200, message)
+    for step in steps:
+        if step.channel is Channel.SMS:
+            step.options.update(options)
+    return steps
 
 
 async def create_verification(request: web.Request) -> web.Response:
@@ -122,7 +169,19 @@ async def create_verification(request: web.Request) -> web.Response:
     risk_check = form.text("RiskCheck", max_len=16)
     if risk_check is not None and risk_check not in {"enable", "disable"}:
         raise invalid("RiskCheck")
-    steps = await _steps(services, service, form, channel, to)
+    locale = locale or (
+        messages.default_locale_for_number(number_of(to)) if channel != "email" else "en-us"
+    )
+    registry = request.app.get(WORKFLOWS)
+    steps = await _steps(
+        services,
+        service,
+        form,
+        channel,
+        to,
+        workflows=registry.current if registry is not None else None,
+        locale=locale,
+    )
     lookup: dict[str, Any] = {}
     if channel != "email" and (service.lookup_enabled or service.skip_sms_to_landlines):
         lookup = carrier_lookup(to)
@@ -137,6 +196,17 @@ async def create_verification(request: web.Request) -> web.Response:
             step.options.update(amount=amount, payee=payee)
         if service.do_not_share_warning_enabled:
             step.options["do_not_share_warning"] = True
+    # TemplateSid (else the service's DefaultTemplateSid) and TemplateCustomSubstitutions
+    await twilio_template_text(
+        services.redis,
+        form,
+        service,
+        steps,
+        to=to,
+        locale=locale,
+        brand=friendly or service.friendly_name,
+        code_length=service.code_length,
+    )
     if rate_limits:
         await ratelimits.consume(
             services.redis, service.sid, {k: str(v) for k, v in rate_limits.items()}
@@ -169,8 +239,7 @@ async def create_verification(request: web.Request) -> web.Response:
         tenant=service.sid,
         account=service.account_sid,
         brand=friendly or service.friendly_name,
-        locale=locale
-        or (messages.default_locale_for_number(number_of(to)) if channel != "email" else "en-us"),
+        locale=locale,
         channel_timeout=tw.TWILIO_RULES.lifetime or 600,
         code_length=service.code_length,
         steps=steps,
@@ -185,7 +254,11 @@ async def create_verification(request: web.Request) -> web.Response:
         ),
         extra={"amount": amount, "payee": payee, "lookup": lookup},
     )
-    await services.store.create(transition.begin(v, now, services.tools), now, guard)
+    await services.store.create(
+        transition.begin(v, now, services.tools),
+        now,
+        recent_index.indexed(guard, v, services.settings.retention_seconds),
+    )
     metrics.started(v)
     return web.json_response(_resource(request, services, v, start=True), status=201)
 

@@ -220,8 +220,9 @@ def check_resource(v: Verification) -> dict[str, Any]:
 
 def service_resource(s: Service, base: str) -> dict[str, Any]:
     url = f"{base}/v2/Services/{s.sid}"
-    # the SIM-swap gate is this service's own setting (CLI), not a field of Twilio's resource
-    body = s.model_dump(exclude={"sim_swap_max_age_hours"})
+    # the SIM-swap gate and the named workflow are this service's own settings (CLI), not
+    # fields of Twilio's resource
+    body = s.model_dump(exclude={"sim_swap_max_age_hours", "workflow"})
     body["date_created"] = tw_date(s.date_created)
     body["date_updated"] = tw_date(s.date_updated)
     body["url"] = url

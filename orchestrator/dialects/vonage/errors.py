@@ -1,4 +1,5 @@
-"""Vonage errors on the wire: problem+json bodies for every failure, 4xx or a logged 500."""
+"""Vonage errors on the wire: problem+json bodies for every failure: a 4xx, a retryable 503
+(Redis unavailable, e.g. failing over), or a logged 500."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from orchestrator.dialects.vonage import wire as vonage
 from orchestrator.domain import errors
 from orchestrator.http.body import BadJSON
 from orchestrator.http.errors import Handler
+from orchestrator.redisconn import RETRY_AFTER_SECONDS, unavailable
 from orchestrator.security import auth
 
 __all__ = ["handle", "problem_response"]
@@ -59,7 +61,14 @@ async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400 or exc.content_type == "application/problem+json":
             raise
         return _problem(exc.status, exc.reason, exc.reason, exc.reason.lower().replace(" ", "-"))
-    except Exception:
+    except Exception as exc:
+        if unavailable(exc):
+            # not the request's fault and not a bug: the same request soon will likely succeed
+            log.warning("redis unavailable on %s %s: %s", request.method, request.path, exc)
+            detail = "The service is briefly unavailable. Try again shortly."
+            response = _problem(503, "Service Unavailable", detail, "service-unavailable")
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         log.exception("unhandled error on %s %s", request.method, request.path)
         detail = "There was an error processing your request in the Platform."
         return _problem(500, "Internal error", detail, "internal-error")

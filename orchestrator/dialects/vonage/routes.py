@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from orchestrator import metrics
+from orchestrator.console import index as recent_index
 from orchestrator.delivery.providers_file import Delivery
 from orchestrator.dialects.vonage import wire as vonage
 from orchestrator.dialects.vonage.schema import CheckRequest
@@ -20,7 +21,9 @@ from orchestrator.http.keys import DELIVERY, SERVICES
 from orchestrator.security import fraud
 from orchestrator.security.auth import Principal, authenticate
 from orchestrator.services import Services
+from orchestrator.templates.selection import vonage_template_text
 from orchestrator.timefmt import utcnow
+from orchestrator.workflows.registry import WORKFLOWS
 
 __all__ = ["setup_routes"]
 
@@ -46,6 +49,11 @@ async def start(request: web.Request) -> web.Response:
     settings = services.settings
     req = vonage.parse_start(await read_json(request))
     now = utcnow()
+    # a `workflow_name` start: the named workflow's steps for this number (None otherwise)
+    workflows = request.app.get(WORKFLOWS)
+    plan = await vonage.plan_start(
+        req, workflows.current if workflows else None, operators=services.operators, now=now
+    )
     v = vonage.build_verification(
         req,
         tenant=principal.app.id,
@@ -53,11 +61,14 @@ async def start(request: web.Request) -> web.Response:
         now=now,
         sandbox=settings.sandbox,
         notify=principal.method == "jwt" and bool(principal.app.status_url),
+        plan=plan,
     )
     if principal.app.sim_swap_hours is not None:
         v.rules = v.rules.model_copy(
             update={"sim_swap_max_age_hours": principal.app.sim_swap_hours}
         )
+    # the account's template (template_id, else its default): fragment texts fixed on the steps
+    await vonage_template_text(services.redis, v, req.template_id)
     delivery = request.app[DELIVERY]
     unavailable = [
         (f"workflow[{i}].channel", f"channel {s.channel.value} has no provider configured")
@@ -83,7 +94,7 @@ async def start(request: web.Request) -> web.Response:
         bypass_requested=req.fraud_check is False,
     )
     t = transition.begin(v, now, services.tools)
-    await services.store.create(t, now, guard)
+    await services.store.create(t, now, recent_index.indexed(guard, v, settings.retention_seconds))
     metrics.started(v)
     body: dict[str, str] = {"request_id": v.request_id}
     if silent:

@@ -78,7 +78,14 @@ WorkflowStep = Annotated[
 
 class VerifyRequest(_Strict):
     brand: str = Field(min_length=1, max_length=18, pattern=r"^[^/{}:$]*$")
-    workflow: list[WorkflowStep] = Field(min_length=1, max_length=3)
+    # either `workflow`, or `workflow_name` (a named workflow of VERIFY_WORKFLOWS_FILE) with
+    # `to` (and `email` for its email steps); parse_start refuses both and neither
+    workflow: list[WorkflowStep] | None = Field(default=None, min_length=1, max_length=3)
+    workflow_name: str | None = Field(default=None, min_length=1, max_length=64)
+    to: str | None = Field(default=None, min_length=1, max_length=50)
+    email: str | None = Field(default=None, min_length=3, max_length=254)
+    # an extra field: the device's IP, for the workflow conditions about its mobile network
+    device_ip: str | None = Field(default=None, min_length=2, max_length=45)
     locale: str | None = Field(default=None, min_length=2, max_length=10)
     channel_timeout: int = Field(default=180, ge=15, le=900)
     client_ref: str | None = Field(default=None, min_length=1, max_length=40, pattern=_ALNUM)

@@ -14,14 +14,19 @@ from orchestrator.domain import errors, policy
 from orchestrator.domain.effects import Emit
 from orchestrator.domain.models import Channel, Step, Verification
 from orchestrator.engine import messages
+from orchestrator.operators.operators_file import Operators
 from orchestrator.phone import Msisdn, parse_number
 from orchestrator.timefmt import iso_ms
+from orchestrator.workflows.file import WorkflowsFile
+from orchestrator.workflows.plan import Plan
+from orchestrator.workflows.plan import plan as plan_workflow
 
 __all__ = [
     "ERROR_BASE",
     "build_verification",
     "check_url",
     "parse_start",
+    "plan_start",
     "problem_for",
     "validation_problems",
     "webhook_body",
@@ -36,9 +41,38 @@ def parse_start(payload: Any) -> VerifyRequest:
     if not isinstance(payload, dict):
         raise errors.InvalidParameters([("body", "The request body must be a JSON object")])
     try:
-        return VerifyRequest.model_validate(payload)
+        req = VerifyRequest.model_validate(payload)
     except ValidationError as exc:
         raise errors.InvalidParameters(validation_problems(exc)) from None
+    if (req.workflow is None) == (req.workflow_name is None):
+        both = req.workflow is not None
+        reason = "Give workflow or workflow_name, not both" if both else "workflow is required"
+        raise errors.InvalidParameters([("workflow", reason)])
+    if req.workflow_name is not None and req.to is None:
+        raise errors.InvalidParameters([("to", "to is required with workflow_name")])
+    return req
+
+
+async def plan_start(
+    req: VerifyRequest, workflows: WorkflowsFile | None, *, operators: Operators, now: datetime
+) -> Plan | None:
+    """For a `workflow_name` start: the named workflow evaluated for `to` (None for a start
+    with its own `workflow`). An unknown name is a 422 naming `workflow_name`."""
+    if req.workflow_name is None:
+        return None
+    assert req.to is not None
+    if workflows is None or req.workflow_name not in workflows.workflows:
+        reason = f"No workflow named {req.workflow_name!r}"
+        raise errors.InvalidParameters([("workflow_name", reason)])
+    return await plan_workflow(
+        workflows,
+        req.workflow_name,
+        to=req.to,
+        operators=operators,
+        now=now,
+        device_ip=req.device_ip,
+        email=req.email,
+    )
 
 
 def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -74,14 +108,28 @@ def _param_name(loc: tuple[int | str, ...]) -> str:
 
 
 def build_verification(
-    req: VerifyRequest, *, tenant: str, account: str, now: datetime, sandbox: bool, notify: bool
+    req: VerifyRequest,
+    *,
+    tenant: str,
+    account: str,
+    now: datetime,
+    sandbox: bool,
+    notify: bool,
+    plan: Plan | None = None,
 ) -> Verification:
-    """Turn a validated request into a fresh domain verification (not yet started)."""
+    """Turn a validated request into a fresh domain verification (not yet started); a
+    `workflow_name` start takes its steps from `plan` (see plan_start)."""
     problems: list[tuple[str, str]] = []
     steps: list[Step] = []
     # each phone number is parsed once, here; its region then picks the default locale
     numbers: list[Msisdn | None] = []
-    for i, entry in enumerate(req.workflow):
+    if plan is not None:
+        steps, numbers = _planned_steps(req, plan, sandbox, problems)
+    elif req.workflow_name is not None:
+        # nobody planned it (plan_start not called): refused, never a verification without steps
+        reason = f"No workflow named {req.workflow_name!r}"
+        raise errors.InvalidParameters([("workflow_name", reason)])
+    for i, entry in enumerate(req.workflow or []):
         channel = Channel(entry.channel)
         if channel is Channel.SILENT_AUTH and i != 0:
             problems.append(
@@ -109,6 +157,9 @@ def build_verification(
     locale = _locale(req, steps, numbers, problems)
     if problems:
         raise errors.InvalidParameters(problems)
+    if plan is not None:
+        # the texts are fixed now, in the verification's locale
+        steps = plan.domain_steps(locale)
     return Verification(
         request_id=str(uuid.uuid4()),
         tenant=tenant,
@@ -124,6 +175,25 @@ def build_verification(
         dialect="vonage",
         account=account,
     )
+
+
+def _planned_steps(
+    req: VerifyRequest, plan: Plan, sandbox: bool, problems: list[tuple[str, str]]
+) -> tuple[list[Step], list[Msisdn | None]]:
+    """The plan's kept steps (texts not yet chosen) and their parsed numbers, for the checks
+    and the locale a `workflow` start's steps get."""
+    assert req.to is not None
+    parsed = parse_number(req.to, sandbox=sandbox)
+    if parsed is None:
+        problems.append(("to", "Invalid phone number: E.164 digits without '+' or '00'"))
+    if req.email is not None and not _EMAIL.match(req.email):
+        problems.append(("email", "Invalid email address"))
+    steps = plan.domain_steps("en")
+    if not steps and not problems:
+        reason = f"Workflow {plan.workflow.name!r} keeps no step for this number"
+        problems.append(("workflow_name", reason))
+    numbers = [None if s.channel is Channel.EMAIL else parsed for s in steps]
+    return steps, numbers
 
 
 def _locale(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from workers.providers.smpp import gsm
+from orchestrator.delivery import gsm
 
 __all__ = [
     "DATA_CODING_GSM7",

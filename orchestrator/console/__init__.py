@@ -1,0 +1,1 @@
+"""The operations console: recent verifications, their messages and webhooks, in HTML."""
