@@ -418,6 +418,11 @@ def test_health_and_openapi(stack: Stack) -> None:
         "/v2/verify/{request_id}",
         "/v2/verify/{request_id}/next_workflow",
         "/v2/verify/{request_id}/silent-auth/redirect",
+        # Verify v2 Templates and their fragments
+        "/v2/verify/templates",
+        "/v2/verify/templates/{template_id}",
+        "/v2/verify/templates/{template_id}/template_fragments",
+        "/v2/verify/templates/{template_id}/template_fragments/{template_fragment_id}",
     }
     # the Twilio dialect is described in the same document
     assert {"/v2/Services", "/v2/Services/{ServiceSid}/VerificationCheck"} <= paths

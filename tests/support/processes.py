@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -95,7 +96,12 @@ def _connectable(port: int) -> bool:
 def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, so HTTPS-only SDKs can talk to the test server."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    # a name of its own per stack: several test certificates in one CA bundle (REQUESTS_CA_BUNDLE
+    # holding the session stack's and a module's) must not share a subject, or OpenSSL may
+    # check a chain against the wrong one ("self-signed certificate")
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, f"verify-tests-{uuid.uuid4().hex[:12]}")]
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -112,6 +118,7 @@ def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = workdir / "tls.crt", workdir / "tls.key"
