@@ -178,10 +178,14 @@ async def deliver_webhook(
         allow_private=settings.webhook_allow_private,
         request_timeout=settings.webhook_timeout_seconds,
         retention_ms=settings.retention_seconds * 1000,
+        attempt=attempt,
+        replay=replay,
     )
     metrics.WEBHOOK_ATTEMPTS.labels(result.outcome).inc()
-    # each attempt's outcome and response status, kept on the message for the console
-    await attempts.record(redis, message_id, attempt, replay, result.outcome, result.status)
+    if not result.recorded:
+        # each attempt's outcome and response status, kept on the message for the console (a
+        # delivery wrote its own with the delivered mark)
+        await attempts.record(redis, message_id, attempt, replay, result.outcome, result.status)
     if result.outcome != "retry":
         if attempt > 1:
             await redis.zrem(constants.WEBHOOK_RETRY_SET, message_id)

@@ -16,6 +16,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from redis.asyncio import Redis
 
 from orchestrator import constants
+from orchestrator.console import attempts
 from orchestrator.dialects.twilio import webhook_events as twilio_webhooks
 from orchestrator.security.netguard import UnsafeURL, is_forbidden_address
 from orchestrator.security.signing import (
@@ -66,6 +67,9 @@ class GuardedResolver(AbstractResolver):
 class Attempt:
     outcome: str  # delivered | retry | gone | dropped | fanout (copied to each endpoint)
     status: int | None = None
+    # the attempt's console record (orchestrator/console/attempts.py) went out with the
+    # delivered mark, in the same round trip; otherwise the caller writes it
+    recorded: bool = False
 
 
 def _literal_ip_forbidden(url: str) -> bool:
@@ -85,6 +89,8 @@ async def attempt_delivery(
     allow_private: bool,
     request_timeout: float,
     retention_ms: int,
+    attempt: int = 1,
+    replay: int = 0,
 ) -> Attempt:
     """POST one webhook message once. The caller schedules the next attempt on `retry`.
     A delivered message (its body may name the destination) is kept `retention_ms` more, like
@@ -104,6 +110,8 @@ async def attempt_delivery(
             allow_private=allow_private,
             request_timeout=request_timeout,
             retention_ms=retention_ms,
+            attempt=attempt,
+            replay=replay,
         )
     # cached per process for at most APP_CACHE_MAX_AGE_S (1 s): a status URL change or a 410
     # disable by another process takes effect within that bound, this process's at once
@@ -128,19 +136,35 @@ async def attempt_delivery(
     if status is None:
         return Attempt("retry")
     if 200 <= status < 300:
-        await _mark_delivered(redis, message_id, now, retention_ms)
-        return Attempt("delivered", status)
+        await _mark_delivered(redis, message_id, now, retention_ms, (attempt, replay, status))
+        return Attempt("delivered", status, recorded=True)
     if status == 410:
         await disable_status_url(redis, app.id)
         return Attempt("gone", status)
     return Attempt("retry", status)
 
 
-async def _mark_delivered(redis: Redis, message_id: str, now: int, retention_ms: int) -> None:
-    """Delivered (a re-run job will not send it again); kept only as long as the retention."""
+async def _mark_delivered(
+    redis: Redis,
+    message_id: str,
+    now: int,
+    retention_ms: int,
+    tried: tuple[int, int, int],
+) -> None:
+    """Delivered (a re-run job will not send it again); kept only as long as the retention.
+    The attempt's console record (`tried`: attempt, replay, HTTP status) goes in the same write."""
     key = constants.WEBHOOK_PREFIX + message_id
+    attempt, replay, status = tried
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hset(key, "delivered_ms", str(now * 1000))
+        pipe.hset(
+            key,
+            mapping={
+                "delivered_ms": str(now * 1000),
+                attempts.record_field(attempt, replay): attempts.record_value(
+                    int(time.time() * 1000), "delivered", status
+                ),
+            },
+        )
         pipe.pexpire(key, retention_ms)
         await pipe.execute()
 
@@ -184,6 +208,8 @@ async def _attempt_twilio(
     allow_private: bool,
     request_timeout: float,
     retention_ms: int,
+    attempt: int = 1,
+    replay: int = 0,
 ) -> Attempt:
     """A Twilio event message: fanned out to its service's webhooks on its first job, then
     each endpoint's copy is POSTed form-encoded and signed with the account's auth token."""
@@ -217,8 +243,8 @@ async def _attempt_twilio(
     if status is None:
         return Attempt("retry")
     if 200 <= status < 300:
-        await _mark_delivered(redis, message_id, now, retention_ms)
-        return Attempt("delivered", status)
+        await _mark_delivered(redis, message_id, now, retention_ms, (attempt, replay, status))
+        return Attempt("delivered", status, recorded=True)
     if status == 410:
         await twilio_webhooks.disable_webhook(redis, service_sid, wh.sid, iso_ms(utcnow()))
         return Attempt("gone", status)

@@ -293,6 +293,9 @@ def test_detail_shows_events_messages_and_webhooks(
         what="a delivered webhook on the detail page",
     )
     assert f"msg_{rid.replace('-', '')}_1" in get(cstack, f"/console/v/{rid}", headers=BEARER).text
+    # each attempt is kept, the delivered one too (written with the delivered mark)
+    shown = get(cstack, f"/console/v/{rid}", headers=BEARER).text
+    assert re.search(r"attempt 1 at [0-9:.]+: delivered, 2\d\d", shown), shown
 
 
 @pytest.fixture(scope="module")
