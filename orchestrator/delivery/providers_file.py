@@ -19,7 +19,6 @@ naming the provider or route and the key, never a secret's value.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orchestrator.configfile import describe_faults, env_name, read_toml, secrets_from_env
 from orchestrator.delivery.smpp import SmppConfig
 from orchestrator.delivery.twilio import TwilioConfig
 from orchestrator.delivery.vonage import VonageConfig
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 ROUTED_CHANNELS = ("sms", "whatsapp", "voice", "email")
-_ENV_PREFIX = PROVIDER_ENV_PREFIX
 _ROUTE_KEY = re.compile(r"default|[1-9][0-9]{0,5}")
 
 
@@ -119,37 +118,6 @@ def _kind_fault(where: str, kind: object) -> ProvidersFileError:
     return ProvidersFileError(f"{where}: unknown kind {kind!r} (known: {known})")
 
 
-def _env_name(provider: str) -> str:
-    return _ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", provider).upper() + "_"
-
-
-def _secrets_from_env(names: list[str], environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """`VERIFY_PROVIDER_<NAME>_<KEY>` values by provider; the longest matching name wins, so
-    `twilio` and `twilio-us` don't take each other's keys."""
-    prefixes = sorted(((_env_name(n), n) for n in names), key=lambda p: -len(p[0]))
-    found: dict[str, dict[str, str]] = {}
-    for var, value in environ.items():
-        for prefix, name in prefixes:
-            if var.startswith(prefix) and len(var) > len(prefix):
-                found.setdefault(name, {})[var[len(prefix) :].lower()] = value
-                break
-    return found
-
-
-def _describe(where: str, exc: ValidationError, env_hint: str) -> ProvidersFileError:
-    faults = []
-    for error in exc.errors():
-        key = ".".join(str(p) for p in error["loc"])
-        if error["type"] == "missing":
-            faults.append(f"missing {key} (in the file or {env_hint}{key.upper()})")
-        elif error["type"] == "extra_forbidden":
-            faults.append(f"unknown key {key}")
-        else:
-            # the message only: pydantic's input echo could be a secret
-            faults.append(f"{key}: {error['msg']}")
-    return ProvidersFileError(f"{where}: " + "; ".join(faults))
-
-
 def _provider(name: str, table: object, env: dict[str, str], *, source: str) -> ProviderConfig:
     where = f"{source}: providers.{name}"
     if not isinstance(table, dict):
@@ -162,7 +130,9 @@ def _provider(name: str, table: object, env: dict[str, str], *, source: str) -> 
     try:
         config = model.model_validate(values)
     except ValidationError as exc:
-        raise _describe(where, exc, _env_name(name)) from None
+        raise ProvidersFileError(
+            f"{where}: " + describe_faults(exc, env_name(PROVIDER_ENV_PREFIX, name))
+        ) from None
     assert isinstance(config, ProviderConfig)
     return config
 
@@ -208,16 +178,6 @@ def _routes(
     return routes
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        raise ProvidersFileError(f"{path}: can't read it ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProvidersFileError(f"{path}: not valid TOML ({exc})") from None
-
-
 def load_delivery(
     path: Path | None,
     channel_providers: Mapping[str, str],
@@ -227,7 +187,7 @@ def load_delivery(
 ) -> Delivery:
     """The providers and routes in force: the file's, plus `channel_providers` for channels the
     file does not route. Raises ProvidersFileError with one line for the operator."""
-    raw: dict[str, Any] = _read(path) if path is not None else {}
+    raw: dict[str, Any] = read_toml(path, ProvidersFileError) if path is not None else {}
     source = str(path) if path is not None else "VERIFY_CHANNEL_PROVIDERS"
     unknown = set(raw) - {"providers", "routes", "circuit"}
     if unknown:
@@ -235,7 +195,7 @@ def load_delivery(
     tables = raw.get("providers", {})
     if not isinstance(tables, dict):
         raise ProvidersFileError(f"{source}: providers must be a table of named providers")
-    env = _secrets_from_env(list(tables), environ)
+    env = secrets_from_env(PROVIDER_ENV_PREFIX, list(tables), environ)
     providers: dict[str, ProviderConfig] = {
         name: _provider(name, table, env.get(name, {}), source=source)
         for name, table in tables.items()
@@ -272,7 +232,7 @@ def load_delivery(
     try:
         circuit = CircuitConfig.model_validate(raw.get("circuit", {}))
     except ValidationError as exc:
-        raise _describe(f"{source}: circuit", exc, "") from None
+        raise ProvidersFileError(f"{source}: circuit: " + describe_faults(exc, "")) from None
     return Delivery(providers, routes, circuit, path)
 
 

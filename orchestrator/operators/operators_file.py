@@ -32,7 +32,6 @@ fault is one line naming the operator and the key, never a secret's value.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from orchestrator.configfile import describe_faults, env_name, read_toml, secrets_from_env
 from orchestrator.operators.base import Operator, OperatorUnavailable
 from orchestrator.operators.camara import CamaraOperator
 from orchestrator.operators.camara_config import CamaraConfig
@@ -99,40 +99,6 @@ class OperatorsConfig:
     sandbox_default: bool
 
 
-def _env_name(operator: str) -> str:
-    return OPERATOR_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", operator).upper() + "_"
-
-
-def _secrets_from_env(names: list[str], environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """`VERIFY_OPERATOR_<NAME>_<KEY>` values by operator; the longest matching name wins, so
-    `acme` and `acme-uk` don't take each other's keys."""
-    prefixes = sorted(((_env_name(n), n) for n in names), key=lambda p: -len(p[0]))
-    found: dict[str, dict[str, str]] = {}
-    for var, value in environ.items():
-        for prefix, name in prefixes:
-            if var.startswith(prefix) and len(var) > len(prefix):
-                found.setdefault(name, {})[var[len(prefix) :].lower()] = value
-                break
-    return found
-
-
-def _describe(where: str, exc: ValidationError, env_hint: str) -> OperatorsFileError:
-    faults = []
-    for error in exc.errors():
-        key = ".".join(str(p) for p in error["loc"])
-        # the message only: pydantic's input echo could be a secret
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "missing":
-            faults.append(f"missing {key} (in the file or {env_hint}{key.upper()})")
-        elif error["type"] == "extra_forbidden":
-            faults.append(f"unknown key {key}")
-        elif key:
-            faults.append(f"{key}: {message}")
-        else:
-            faults.append(message)
-    return OperatorsFileError(f"{where}: " + "; ".join(faults))
-
-
 def _operator(name: str, table: object, env: dict[str, str], *, source: str) -> OperatorConfig:
     where = f"{source}: operators.{name}"
     if not isinstance(table, dict):
@@ -146,19 +112,11 @@ def _operator(name: str, table: object, env: dict[str, str], *, source: str) -> 
     try:
         config = model.model_validate(values)
     except ValidationError as exc:
-        raise _describe(where, exc, _env_name(name)) from None
+        raise OperatorsFileError(
+            f"{where}: " + describe_faults(exc, env_name(OPERATOR_ENV_PREFIX, name))
+        ) from None
     assert isinstance(config, CamaraConfig | SandboxOperatorConfig)
     return config
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        raise OperatorsFileError(f"{path}: can't read it ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OperatorsFileError(f"{path}: not valid TOML ({exc})") from None
 
 
 def _check_overlaps(operators: Mapping[str, OperatorConfig], source: str) -> None:
@@ -192,7 +150,7 @@ def load_operators(
     Raises OperatorsFileError with one line for the operator."""
     if path is None:
         return OperatorsConfig({}, None, sandbox_default=sandbox)
-    raw = _read(path)
+    raw = read_toml(path, OperatorsFileError)
     source = str(path)
     unknown = set(raw) - {"operators"}
     if unknown:
@@ -200,7 +158,7 @@ def load_operators(
     tables = raw.get("operators", {})
     if not isinstance(tables, dict):
         raise OperatorsFileError(f"{source}: operators must be a table of named operators")
-    env = _secrets_from_env(list(tables), environ)
+    env = secrets_from_env(OPERATOR_ENV_PREFIX, list(tables), environ)
     operators = {
         name: _operator(name, table, env.get(name, {}), source=source)
         for name, table in tables.items()
