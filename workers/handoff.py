@@ -14,7 +14,7 @@ from typing import Any
 from orchestrator.domain.models import Channel, Status, StepStatus, Verification
 from orchestrator.handoff import texts, token
 from workers.channels.base import OutboundMessage
-from workers.dispatch import RouteExhausted, dispatch
+from workers.dispatch import RouteExhausted
 from workers.tasks import WorkerState
 
 __all__ = ["compose_link", "send_handoff_link"]
@@ -67,19 +67,7 @@ async def send_handoff_link(ctx: dict[str, Any], request_id: str, n: int) -> Non
     if message is None:
         return
     try:
-        await dispatch(
-            message=message,
-            step=_NO_STEP,
-            delivery=w.delivery,
-            providers=w.providers,
-            breakers=w.breakers,
-            redis=services.redis,
-            store=services.store,
-            tools=services.tools,
-            send_timeout=settings.send_timeout_seconds,
-            claim_ttl=settings.retention_seconds,
-            receipt_ttl=settings.receipt_window_seconds,
-        )
+        await w.dispatch(message, _NO_STEP)
     except RouteExhausted as exc:
         # the silent-auth step goes on: the user can still scan the QR code
         log.warning("handoff link %s for %s not sent: %s", n, request_id, str(exc)[:200])

@@ -28,8 +28,8 @@ from orchestrator.operators.base import Operator
 from orchestrator.services import Services
 from orchestrator.tenants import verify_services
 from orchestrator.timefmt import utcnow
-from workers.channels.base import ChannelAdapter
-from workers.dispatch import Breakers, RouteExhausted, dispatch
+from workers.channels.base import ChannelAdapter, OutboundMessage
+from workers.dispatch import Breakers, RouteExhausted, Sent, dispatch
 from workers.providers.base import Provider, ProviderError
 from workers.providers.push_base import (
     NotificationPlatform,
@@ -68,6 +68,23 @@ class WorkerState:
     breakers: Breakers
     # the operator covering a number (its SIM Swap API), None when none does
     operator_for: Callable[[str], Operator | None] = field(default=lambda _: None)
+
+    async def dispatch(self, message: OutboundMessage, step: int) -> Sent:
+        """`message` through its route's providers, with this worker's settings and breakers."""
+        services, settings = self.services, self.services.settings
+        return await dispatch(
+            message=message,
+            step=step,
+            delivery=self.delivery,
+            providers=self.providers,
+            breakers=self.breakers,
+            redis=services.redis,
+            store=services.store,
+            tools=services.tools,
+            send_timeout=settings.send_timeout_seconds,
+            claim_ttl=settings.retention_seconds,
+            receipt_ttl=settings.receipt_window_seconds,
+        )
 
 
 def _state(ctx: dict[str, Any]) -> WorkerState:
@@ -113,19 +130,7 @@ async def send_step(ctx: dict[str, Any], request_id: str, step: int, sealed_code
     try:
         code = services.tools.unseal(sealed_code)
         message = w.adapters[channel].compose(v, step, code)
-        await dispatch(
-            message=message,
-            step=step,
-            delivery=w.delivery,
-            providers=w.providers,
-            breakers=w.breakers,
-            redis=services.redis,
-            store=services.store,
-            tools=services.tools,
-            send_timeout=settings.send_timeout_seconds,
-            claim_ttl=settings.retention_seconds,
-            receipt_ttl=settings.receipt_window_seconds,
-        )
+        await w.dispatch(message, step)
     except (RouteExhausted, KeyError) as exc:
         reason = str(exc)[:200] if isinstance(exc, RouteExhausted) else f"no channel {exc}"
         log.warning("send failed for %s step %s: %s", request_id, step, reason)
