@@ -16,48 +16,23 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from tests.support.client import VonageApi, create_app
-from tests.support.processes import Stack, free_port, running_stack, wait_until
+from tests.support.processes import Stack, free_port, running_stack, trusted_by_requests, wait_until
 from tests.support.twilio import new_tenant
 
-CHROMIUM = Path("/usr/bin/chromium")
 # where the lead looks at them (the brief asks for this very directory)
 SHOTS = Path(os.environ.get("CONSOLE_SHOTS_DIR", "/tmp/console-shots"))  # noqa: S108
 TOKEN = "browser-console-token-" + "y" * 16
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
-)
-
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def cstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("console-browser"), VERIFY_CONSOLE_TOKEN=TOKEN) as s:
-        # `requests` lets REQUESTS_CA_BUNDLE override a session's `verify`, and the Twilio SDK
-        # trusts only it: trust this stack's certificate besides whatever was trusted
-        before = os.environ.get("REQUESTS_CA_BUNDLE")
-        bundle = s.workdir / "ca-bundle.pem"
-        previous = Path(before).read_bytes() if before and Path(before).is_file() else b""
-        bundle.write_bytes(previous + b"\n" + s.cert.read_bytes())
-        os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
-        try:
+        with trusted_by_requests(s):
             yield s
-        finally:
-            if before is None:
-                os.environ.pop("REQUESTS_CA_BUNDLE", None)
-            else:
-                os.environ["REQUESTS_CA_BUNDLE"] = before
 
 
 def number() -> str:

@@ -29,27 +29,15 @@ from tests.integration.test_handoff import (
     phone_url_of,
     start,
 )
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from tests.support.client import VonageApi, create_app
 from tests.support.processes import wait_until
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path("/tmp/handoff-shots")  # noqa: S108 - where the lead looks at them
 APP_ORIGIN = "https://app.example"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = needs_chromium
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 _OPENER = """<!doctype html><html lang="en"><head><title>Shop</title></head><body>
 <h1>Shop checkout</h1><p id="got">nothing yet</p>

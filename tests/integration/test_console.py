@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import random
 import re
 import subprocess
 import uuid
 from collections.abc import Iterator
 from html import unescape
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +25,14 @@ import requests
 from orchestrator.console import attempts
 from orchestrator.console.queries import mask_code
 from tests.support.client import TestApp, VonageApi, create_app
-from tests.support.processes import CLI, Stack, free_port, running_stack, wait_until
+from tests.support.processes import (
+    CLI,
+    Stack,
+    free_port,
+    running_stack,
+    trusted_by_requests,
+    wait_until,
+)
 from tests.support.receiver import WebhookReceiver
 from tests.support.twilio import Tenant, new_tenant
 
@@ -41,20 +46,8 @@ def cstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         VERIFY_CONSOLE_TOKEN=TOKEN,
         VERIFY_AUTH_FAIL_LIMIT="3",
     ) as s:
-        # `requests` lets REQUESTS_CA_BUNDLE override a session's own `verify` (and the Twilio
-        # SDK trusts only it): trust this stack's certificate besides whatever was trusted
-        before = os.environ.get("REQUESTS_CA_BUNDLE")
-        bundle = s.workdir / "ca-bundle.pem"
-        previous = Path(before).read_bytes() if before and Path(before).is_file() else b""
-        bundle.write_bytes(previous + b"\n" + s.cert.read_bytes())
-        os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
-        try:
+        with trusted_by_requests(s):
             yield s
-        finally:
-            if before is None:
-                os.environ.pop("REQUESTS_CA_BUNDLE", None)
-            else:
-                os.environ["REQUESTS_CA_BUNDLE"] = before
 
 
 @pytest.fixture(scope="module")

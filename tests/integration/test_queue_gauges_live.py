@@ -4,7 +4,6 @@ killed (kill -9), starts pile up as backlog with a growing lag, and a new worker
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import requests
 
 from tests.security.helpers import metric_value
 from tests.support.client import TestApp, VonageApi, create_app
-from tests.support.processes import Stack, running_stack, wait_until
+from tests.support.processes import Stack, running_stack, trusted_by_requests, wait_until
 from tests.support.receiver import WebhookReceiver
 
 
@@ -24,17 +23,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(
         tmp_path_factory.mktemp("gauges"), VERIFY_WEBHOOK_RETRY_SCHEDULE="[30, 30]"
     ) as s:
-        # a session's `verify` loses to REQUESTS_CA_BUNDLE in `requests`: trust this stack's
-        # certificate through it while the module runs
-        before = os.environ.get("REQUESTS_CA_BUNDLE")
-        os.environ["REQUESTS_CA_BUNDLE"] = str(s.cert)
-        try:
+        with trusted_by_requests(s):
             yield s
-        finally:
-            if before is None:
-                os.environ.pop("REQUESTS_CA_BUNDLE", None)
-            else:
-                os.environ["REQUESTS_CA_BUNDLE"] = before
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.client import TestApp, VonageApi, create_app
-from tests.support.processes import CLI, Stack, free_port, running_stack, wait_until
+from tests.support.processes import (
+    CLI,
+    Stack,
+    free_port,
+    running_stack,
+    trusted_by_requests,
+    wait_until,
+)
 from tests.support.receiver import WebhookReceiver
 from tests.support.twilio import Tenant, new_tenant
 
@@ -142,21 +149,8 @@ def wf_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory, wf_path: Path) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("wf-stack")
     with running_stack(workdir, VERIFY_WORKFLOWS_FILE=str(wf_path)) as s:
-        # the twilio SDK speaks HTTPS only and trusts REQUESTS_CA_BUNDLE: this stack's
-        # certificate besides what was trusted, and the variable as it was afterwards (later
-        # modules use the session stack's)
-        before = os.environ.get("REQUESTS_CA_BUNDLE")
-        bundle = workdir / "ca-bundle.pem"
-        previous = Path(before).read_bytes() if before and Path(before).is_file() else b""
-        bundle.write_bytes(previous + b"\n" + s.cert.read_bytes())
-        os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
-        try:
+        with trusted_by_requests(s):
             yield s
-        finally:
-            if before is None:
-                os.environ.pop("REQUESTS_CA_BUNDLE", None)
-            else:
-                os.environ["REQUESTS_CA_BUNDLE"] = before
 
 
 @pytest.fixture(scope="module")

@@ -251,6 +251,25 @@ def started(stack: Stack, workers: int = 1) -> Iterator[Stack]:
         stack.redis.stop()
 
 
+@contextmanager
+def trusted_by_requests(stack: Stack) -> Iterator[None]:
+    """`stack`'s certificate trusted through REQUESTS_CA_BUNDLE (besides whatever it held), and
+    the variable as it was afterwards. `requests` lets that variable override a session's own
+    `verify`, and the twilio SDK trusts nothing else; later modules use the session stack's."""
+    before = os.environ.get("REQUESTS_CA_BUNDLE")
+    bundle = stack.workdir / "ca-bundle.pem"
+    previous = Path(before).read_bytes() if before and Path(before).is_file() else b""
+    bundle.write_bytes(previous + b"\n" + stack.cert.read_bytes())
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        else:
+            os.environ["REQUESTS_CA_BUNDLE"] = before
+
+
 def running_stack(
     workdir: Path, workers: int = 1, **env_overrides: str
 ) -> AbstractContextManager[Stack]:
